@@ -1,0 +1,142 @@
+"""``impp-gateway ca ...``: the operator's commands for the gateway's S/MIME CA.
+
+The CA signs the certificates that let the gateway sign on behalf of devices (RFC 3923, see
+docs/signing.md). Every key and certificate file is written with mode 0600; a passphrase, when
+used, is read from a file (never from the command line, where other users could see it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+
+from gateway.impp import (
+    CaError,
+    CertificateAuthority,
+    ImppAddress,
+    ImppError,
+    write_credential,
+)
+from gateway.impp.ca import CA_KEY_FILE
+
+
+class CommandError(Exception):
+    """An operator mistake or an operational failure, with the message to print."""
+
+
+def add_ca_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``ca init|show|enroll|rotate`` under ``commands``."""
+    ca = commands.add_parser("ca", help="manage the gateway's S/MIME CA (signing on behalf)")
+    ca_commands = ca.add_subparsers(dest="ca_command", metavar="CA_COMMAND", required=True)
+
+    init = ca_commands.add_parser("init", help="create a new CA in an empty directory")
+    init.add_argument("directory", type=Path, help="where the CA key and certificate go")
+    init.add_argument("--name", default=None, help="the CA's common name")
+
+    show = ca_commands.add_parser("show", help="describe the CA: name, validity, fingerprints")
+    show.add_argument("directory", type=Path)
+
+    enroll = ca_commands.add_parser("enroll", help="issue a device identity a key and certificate")
+    enroll.add_argument("directory", type=Path, help="the CA directory")
+    enroll.add_argument("address", help="the device identity: user@domain, im: or xmpp address")
+    enroll.add_argument("--out", type=Path, required=True, help="directory for KEY and CERT files")
+
+    rotate = ca_commands.add_parser(
+        "rotate", help="new CA key; earlier certificates stay trusted until they expire"
+    )
+    rotate.add_argument("directory", type=Path)
+
+    for sub in (init, show, enroll, rotate):
+        sub.add_argument(
+            "--passphrase-file",
+            type=Path,
+            default=None,
+            help="file holding the passphrase that encrypts the CA key",
+        )
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    path: Path | None = args.passphrase_file
+    if path is None:
+        return None
+    try:
+        secret = path.read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise CommandError(f"cannot read the passphrase file {path}: {exc.strerror}") from exc
+    if not secret:
+        raise CommandError(f"the passphrase file {path} is empty")
+    return secret
+
+
+def _load(args: argparse.Namespace) -> CertificateAuthority:
+    directory: Path = args.directory
+    if not (directory / CA_KEY_FILE).exists():
+        raise CommandError(
+            f"{directory} holds no CA ({CA_KEY_FILE} is missing); "
+            f"create one with 'impp-gateway ca init {directory}'"
+        )
+    return CertificateAuthority.load(directory, passphrase=_passphrase(args))
+
+
+def _describe(ca: CertificateAuthority) -> list[str]:
+    lines = [f"CA: {ca.name}"]
+    for label, cert in [("current", ca.certificate)] + [
+        ("previous", c) for c in ca.previous_certificates
+    ]:
+        fingerprint = cert.fingerprint(hashes.SHA256()).hex(":")
+        lines.append(
+            f"  {label}: valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {fingerprint}"
+        )
+    return lines
+
+
+def run_ca_command(args: argparse.Namespace) -> list[str]:
+    """Carry out one ``ca`` command; return the lines to print. Raises :class:`CommandError`."""
+    try:
+        return _run(args)
+    except (CaError, ImppError) as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    now = time.time()
+    directory: Path = args.directory
+    if args.ca_command == "init":
+        if (directory / CA_KEY_FILE).exists():
+            raise CommandError(
+                f"{directory} already holds a CA; use 'impp-gateway ca rotate {directory}' "
+                "for a new key, or choose another directory"
+            )
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca = (
+            CertificateAuthority.create(now=now, name=args.name)
+            if args.name
+            else CertificateAuthority.create(now=now)
+        )
+        ca.save(directory, passphrase=_passphrase(args))
+        return [f"created the CA in {directory}", *_describe(ca)]
+    ca = _load(args)
+    if args.ca_command == "show":
+        return _describe(ca)
+    if args.ca_command == "rotate":
+        rotated = ca.rotate(now=now)
+        rotated.save(directory, passphrase=_passphrase(args))
+        return [f"rotated the CA key in {directory}", *_describe(rotated)]
+    # enroll
+    address = ImppAddress.parse(args.address)
+    out: Path = args.out
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    credential = ca.enroll(address, now=now)
+    stem = credential.address.jid
+    key_path, cert_path = out / f"{stem}.key", out / f"{stem}.crt"
+    write_credential(credential, key_path, cert_path)
+    return [
+        f"enrolled {credential.address.jid}",
+        f"  key:         {key_path} (mode 0600)",
+        f"  certificate: {cert_path}",
+        f"  valid until: {credential.certificate.not_valid_after_utc:%Y-%m-%d}",
+    ]

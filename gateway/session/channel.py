@@ -1,0 +1,618 @@
+"""The protected channel of one established session: records, acks, retransmission, fragments.
+
+Theory of operation. A :class:`SecureChannel` turns wire messages into protected records and back.
+It is the same on both sides; the gateway and device state machines (gateway_side.py,
+device_side.py) create it once the handshake or resumption yields keys, and own the addresses.
+
+* Datagram mode: reliable records (operations, tickets) are numbered, kept until acknowledged and
+  resent byte for byte on timeout (reliability.py); acks ride in front of the operations of the next
+  reliable record when one is sent within ``ack_delay``, otherwise they go alone in an unreliable
+  record (record.py explains the two sequence spaces). Small operations share a record; large
+  ones are fragmented (fragmentation.py).
+* Stream mode (TCP): the stream already orders and retransmits, so records are sent once, never
+  acknowledged, and must arrive with consecutive numbers.
+
+Checks on input, in order: window (before any crypto), AEAD open, replay window update (only
+after a successful open, RFC 8613 §7.4), then content. Failures raise
+:class:`RecordRejectedError` with the drop reason; an authenticated peer that breaks the
+protocol fails the session.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from gateway.session.codec import (
+    CONTROL_TYPES,
+    ControlItem,
+    KeepAlive,
+    MessageCodec,
+    decode_control_untrusted,
+    encode_control,
+)
+from gateway.session.errors import (
+    DropReason,
+    LocalProtocolError,
+    PacketError,
+    RecordRejectedError,
+    RemoteProtocolError,
+)
+from gateway.session.events import (
+    Event,
+    KeyUpdated,
+    OperationAcknowledged,
+    OperationReceived,
+    SessionClosed,
+)
+from gateway.session.fragmentation import DEFAULT_MAX_OPERATION_SIZE, Reassembler, split
+from gateway.session.packets import Content, Fragment, ProtectedRecord, RecordHeader
+from gateway.session.record import (
+    MAX_SEQUENCE,
+    MAX_UNRELIABLE_PER_STEP,
+    RELIABLE_SPACE,
+    UNRELIABLE_SPACE,
+    RecordProtection,
+    partial_length,
+    reconstruct,
+)
+from gateway.session.reliability import (
+    DEFAULT_ACK_DELAY,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_RETRANSMISSIONS,
+    DEFAULT_RECEIVE_WINDOW,
+    InFlight,
+    ReceivedRecord,
+    ReceiveWindow,
+    RttEstimator,
+    SendWindow,
+)
+from gateway.session.replay import DEFAULT_REPLAY_WINDOW, ReplayWindow
+
+DEFAULT_MAX_DATAGRAM = 1232  # 1280-byte IPv6 minimum MTU - 40 (IPv6) - 8 (UDP) (RFC 8085 §3.2)
+DEFAULT_MAX_STREAM_RECORD = 16 * 1024  # records on TCP; see packets.DEFAULT_MAX_STREAM_PACKET
+DEFAULT_MAX_QUEUED_OPERATIONS = 4096  # operations waiting to be sent before send refuses more
+MIN_KEEPALIVE_INTERVAL = 15.0  # RFC 8085 §3.5: never more often than every 15 s
+
+
+class ChannelState(enum.Enum):
+    """Lifecycle of a channel."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """Limits and timers of a channel; every default is named and explained where defined."""
+
+    stream: bool = False
+    max_datagram: int = DEFAULT_MAX_DATAGRAM
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_retransmissions: int = DEFAULT_MAX_RETRANSMISSIONS
+    receive_window: int = DEFAULT_RECEIVE_WINDOW
+    replay_window: int = DEFAULT_REPLAY_WINDOW
+    ack_delay: float = DEFAULT_ACK_DELAY
+    max_operation_size: int = DEFAULT_MAX_OPERATION_SIZE
+    max_queued_operations: int = DEFAULT_MAX_QUEUED_OPERATIONS
+    keepalive_interval: float | None = None  # None: no keep-alives (the default, RFC 8085 §3.5)
+
+    def __post_init__(self) -> None:
+        if self.keepalive_interval is not None and self.keepalive_interval < MIN_KEEPALIVE_INTERVAL:
+            raise ValueError("keep-alives may not be more frequent than every 15 s (RFC 8085 §3.5)")
+        if not 1 <= self.max_in_flight < 0x80 or self.receive_window > self.replay_window:
+            raise ValueError("in-flight bound must be 1..127 and receive window <= replay window")
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    """What one incoming record produced."""
+
+    events: list[Event]
+    control: list[ControlItem]
+    newest: bool  # the record advanced its space's window (may trigger migration, RFC 9000 §9.3)
+
+
+@dataclass
+class ChannelStatistics:
+    """Counters of one channel (mutable inside; snapshot with :meth:`SecureChannel.statistics`)."""
+
+    records_sent: int = 0
+    records_received: int = 0
+    retransmissions: int = 0
+    acks_sent: int = 0
+    operations_sent: int = 0
+    operations_received: int = 0
+    duplicates: int = 0
+    bytes_sent: int = 0
+    key_updates: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    operation_id: int
+    encoded: bytes
+
+
+class SecureChannel:
+    """Protected, reliable, ordered exchange of wire messages with one peer."""
+
+    def __init__(
+        self,
+        protection: RecordProtection,
+        *,
+        codec: MessageCodec,
+        peer_connection_id: bytes,
+        config: ChannelConfig | None = None,
+        rng: random.Random | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.config = config or ChannelConfig()
+        self.protection = protection
+        self.codec = codec
+        self.peer_connection_id = peer_connection_id
+        self.state = ChannelState.OPEN
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._rtt = RttEstimator(self._rng)
+        self._send = SendWindow(self.config.max_in_flight, self.config.max_retransmissions)
+        self._receive = ReceiveWindow(receive_window=self.config.receive_window)
+        self._reliable_replay = ReplayWindow(self.config.replay_window)
+        self._unreliable_replay = ReplayWindow(self.config.replay_window)
+        self._reassembler = Reassembler(max_operation_size=self.config.max_operation_size)
+        self._queue: deque[_Pending] = deque()
+        self._fragments: deque[tuple[Fragment, bytes, int]] = deque()
+        self._reliable_control: deque[ControlItem] = deque()
+        self._unreliable_control: deque[ControlItem] = deque()
+        self._retransmit: deque[InFlight] = deque()
+        self._messages: dict[int, object] = {}
+        self._records_left: dict[int, int] = {}
+        self._next_operation_id = 0
+        self._unreliable_base = -1  # reliable next_sequence when the unreliable count was reset
+        self._unreliable_count = 0
+        self._ack_pending = False
+        self._ack_deadline: float | None = None
+        self._received_since_ack = 0
+        self._first_sequence_of_phase = 0
+        self._highest_order = -1
+        self._last_sent = now
+        self._events: list[Event] = []
+        self.stats = ChannelStatistics()
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    def send_operation(self, message: object) -> int:
+        """Queue one wire message; returns its operation id (see :class:`OperationAcknowledged`)."""
+        self._require_open()
+        if len(self._queue) >= self.config.max_queued_operations:
+            raise LocalProtocolError("send queue full")
+        encoded = self.codec.encode(message)
+        if len(encoded) > self.config.max_operation_size:
+            raise LocalProtocolError("operation larger than max_operation_size")
+        operation_id = self._next_operation_id
+        self._next_operation_id += 1
+        self._queue.append(_Pending(operation_id, encoded))
+        if not self.config.stream:
+            self._messages[operation_id] = message
+        return operation_id
+
+    def send_control(self, item: ControlItem, *, reliable: bool) -> None:
+        """Queue a session control item (tickets reliable; probes and keep-alives not)."""
+        self._require_open()
+        if reliable or self.config.stream:
+            self._reliable_control.append(item)
+        else:
+            self._unreliable_control.append(item)
+
+    def take_unacknowledged(self) -> list[object]:
+        """Messages not yet fully acknowledged, oldest first (to re-send after resumption)."""
+        return [self._messages[i] for i in sorted(self._messages)]
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is queued or in flight."""
+        return not (self._queue or self._fragments or self._send.records or self._reliable_control)
+
+    def _require_open(self) -> None:
+        if self.state is not ChannelState.OPEN:
+            raise LocalProtocolError(f"channel is {self.state.value}")
+
+    def _max_plaintext(self) -> int:
+        limit = DEFAULT_MAX_STREAM_RECORD if self.config.stream else self.config.max_datagram
+        header = 1 + len(self.peer_connection_id) + 2
+        return limit - header - self.protection.tag_length
+
+    def _seal(
+        self,
+        *,
+        unreliable: bool,
+        fragment: Fragment,
+        content: Content,
+        plaintext: bytes,
+        now: float,
+    ) -> tuple[int, bytes]:
+        if unreliable:
+            base = self._send.next_sequence
+            if base != self._unreliable_base:
+                self._unreliable_base, self._unreliable_count = base, 0
+            sequence = base * 256 + self._unreliable_count
+            self._unreliable_count += 1
+            n_length = partial_length(base, self._send.oldest_unacknowledged)
+            psn = (base & ((1 << (8 * n_length)) - 1)).to_bytes(n_length, "big")
+            psn += bytes([sequence & 0xFF])
+            space = UNRELIABLE_SPACE
+        else:
+            sequence = self._send.next_sequence
+            if sequence >= MAX_SEQUENCE:
+                self.state = ChannelState.FAILED
+                raise LocalProtocolError(
+                    "reliable sequence numbers exhausted; a new handshake is due"
+                )
+            self._send.next_sequence += 1
+            length = (
+                2
+                if self.config.stream
+                else partial_length(sequence, self._send.oldest_unacknowledged)
+            )
+            psn = (sequence & ((1 << (8 * length)) - 1)).to_bytes(length, "big")
+            space = RELIABLE_SPACE
+        header = RecordHeader(
+            key_phase=self.protection.send_phase & 1,
+            unreliable=unreliable,
+            fragment=fragment,
+            content=content,
+            connection_id=self.peer_connection_id,
+            partial_sequence=psn,
+        ).encode()
+        datagram = header + self.protection.seal(space, sequence, header, plaintext)
+        self.stats.records_sent += 1
+        self.stats.bytes_sent += len(datagram)
+        self._last_sent = now
+        return sequence, datagram
+
+    def _ack_message(self) -> bytes:
+        cumulative, selective = self._receive.ack_fields()
+        return self.codec.encode(self.codec.make_ack(cumulative, selective))
+
+    def _send_reliable(
+        self,
+        fragment: Fragment,
+        content: Content,
+        plaintext: bytes,
+        ops: tuple[int, ...],
+        now: float,
+    ) -> bytes:
+        sequence, datagram = self._seal(
+            unreliable=False, fragment=fragment, content=content, plaintext=plaintext, now=now
+        )
+        if not self.config.stream:
+            timeout = self._rtt.rto
+            self._send.records[sequence] = InFlight(
+                sequence, datagram, ops, now, now + timeout, timeout
+            )
+        return datagram
+
+    def _next_reliable(self, now: float) -> bytes | None:
+        """Build the next new reliable record, or None when there is nothing to send."""
+        room = self._max_plaintext()
+        if self._reliable_control:
+            items: list[ControlItem] = []
+            while self._reliable_control and len(items) < 4:
+                items.append(self._reliable_control.popleft())
+            return self._send_reliable(
+                Fragment.WHOLE, Content.CONTROL, encode_control(items), (), now
+            )
+        if self._fragments:
+            position, piece, operation_id = self._fragments.popleft()
+            return self._send_reliable(position, Content.APPLICATION, piece, (operation_id,), now)
+        if not self._queue:
+            return None
+        parts: list[bytes] = []
+        used = 0
+        if self._ack_pending and not self.config.stream:
+            ack = self._ack_message()
+            parts.append(ack)
+            used = len(ack)
+        operations: list[int] = []
+        while self._queue and used + len(self._queue[0].encoded) <= room:
+            pending = self._queue.popleft()
+            parts.append(pending.encoded)
+            used += len(pending.encoded)
+            operations.append(pending.operation_id)
+        if not operations:
+            pending = self._queue.popleft()
+            if len(pending.encoded) <= room:  # fits alone: send it without the ack
+                parts, operations = [pending.encoded], [pending.operation_id]
+            else:
+                pieces = split(pending.encoded, room)
+                self._records_left[pending.operation_id] = len(pieces)
+                self._fragments.extend((pos, data, pending.operation_id) for pos, data in pieces)
+                position, piece, operation_id = self._fragments.popleft()
+                return self._send_reliable(
+                    position, Content.APPLICATION, piece, (operation_id,), now
+                )
+        elif parts and len(parts) > len(operations):
+            self._clear_ack()
+        for operation_id in operations:
+            self._records_left[operation_id] = 1
+        self.stats.operations_sent += len(operations)
+        return self._send_reliable(
+            Fragment.WHOLE, Content.APPLICATION, b"".join(parts), tuple(operations), now
+        )
+
+    def _clear_ack(self) -> None:
+        self._ack_pending = False
+        self._ack_deadline = None
+        self._received_since_ack = 0
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Every record due now: retransmissions, new records within the in-flight bound, acks."""
+        if self.state is not ChannelState.OPEN:
+            return []
+        out: list[bytes] = []
+        if self.protection.update_due():
+            self.protection.update_send_key()
+            self._first_sequence_of_phase = self._send.next_sequence
+            self.stats.key_updates += 1
+            self._events.append(KeyUpdated(self.protection.send_phase))
+        while self._retransmit:
+            record = self._retransmit.popleft()
+            if record.sequence in self._send.records:
+                out.append(record.datagram)
+                self.stats.bytes_sent += len(record.datagram)
+        while self.config.stream or self._send.has_room():
+            datagram = self._next_reliable(now)
+            if datagram is None:
+                break
+            out.append(datagram)
+        if self.config.stream:
+            self._ack_pending = False
+        elif self._ack_pending and self._ack_deadline is not None and self._ack_deadline <= now:
+            out.append(self._ack_only(now))
+        if self._unreliable_control:
+            items = list(self._unreliable_control)
+            self._unreliable_control.clear()
+            out.append(self._unreliable(Content.CONTROL, encode_control(items), now))
+        return out
+
+    def _ack_only(self, now: float) -> bytes:
+        plaintext = self._ack_message()
+        self._clear_ack()
+        self.stats.acks_sent += 1
+        return self._unreliable(Content.APPLICATION, plaintext, now)
+
+    def _unreliable(self, content: Content, plaintext: bytes, now: float) -> bytes:
+        if (
+            self._send.next_sequence == self._unreliable_base
+            and self._unreliable_count > MAX_UNRELIABLE_PER_STEP
+        ):
+            # The unreliable count is spent: step the reliable number with a reliable record.
+            return self._send_reliable(Fragment.WHOLE, content, plaintext, (), now)
+        return self._seal(
+            unreliable=True, fragment=Fragment.WHOLE, content=content, plaintext=plaintext, now=now
+        )[1]
+
+    # ---- timers --------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has work to do."""
+        if self.state is not ChannelState.OPEN:
+            return None
+        deadlines = [self._send.next_deadline(), self._ack_deadline]
+        if self.config.keepalive_interval is not None:
+            deadlines.append(self._last_sent + self.config.keepalive_interval)
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        """Run expired timers: retransmissions (with back-off), keep-alives; returns events."""
+        if self.state is not ChannelState.OPEN:
+            return []
+        try:
+            self._retransmit.extend(self._send.due(now))
+        except RemoteProtocolError as exc:
+            self.state = ChannelState.CLOSED
+            return [SessionClosed(str(exc))]
+        interval = self.config.keepalive_interval
+        if interval is not None and now >= self._last_sent + interval:
+            self.send_control(KeepAlive(), reliable=False)
+            self._last_sent = now
+        return self.take_events()
+
+    def take_events(self) -> list[Event]:
+        """Events produced while sending (acks processed, key updates)."""
+        events, self._events = self._events, []
+        return events
+
+    # ---- receiving -----------------------------------------------------------------------------
+
+    def receive_record(self, record: ProtectedRecord, now: float) -> ReceiveResult:
+        """Check, open and process one record. Raises :class:`RecordRejectedError` to drop it."""
+        if self.state is not ChannelState.OPEN:
+            raise RecordRejectedError("channel closed", reason=DropReason.UNEXPECTED)
+        header = record.header
+        if header.unreliable:
+            if self.config.stream:
+                raise RecordRejectedError(
+                    "unreliable record on a stream", reason=DropReason.UNEXPECTED
+                )
+            return self._receive_unreliable(record, now)
+        return self._receive_reliable(record, now)
+
+    def _open(self, record: ProtectedRecord, space: int, sequence: int) -> bytes:
+        try:
+            return self.protection.open(
+                record.header.key_phase, space, sequence, record.header_bytes, record.ciphertext
+            )
+        except RecordRejectedError:
+            if self.protection.integrity_limit_reached():
+                self.state = ChannelState.FAILED
+            raise
+
+    def _receive_reliable(self, record: ProtectedRecord, now: float) -> ReceiveResult:
+        psn = record.header.partial_sequence
+        expected = self._receive.next_expected
+        sequence = reconstruct(int.from_bytes(psn, "big"), 8 * len(psn), expected)
+        kind = self._receive.classify(sequence)
+        if self.config.stream and sequence != expected:
+            raise RecordRejectedError("stream record out of order", reason=DropReason.REPLAYED)
+        if kind == "beyond":
+            raise RecordRejectedError(
+                "record beyond the receive window", reason=DropReason.OUT_OF_WINDOW
+            )
+        if kind == "duplicate" or not self._reliable_replay.check(sequence):
+            self._open(record, RELIABLE_SPACE, sequence)
+            self.stats.duplicates += 1
+            self._ack_pending = True
+            self._ack_deadline = now  # the earlier ack may have been lost: answer at once
+            raise RecordRejectedError("duplicate record", reason=DropReason.REPLAYED)
+        plaintext = self._open(record, RELIABLE_SPACE, sequence)
+        newest = self._advance_order(((sequence + 1) * 256) * 2 - 1)
+        self._reliable_replay.mark(sequence)
+        self.stats.records_received += 1
+        events: list[Event] = []
+        received = self._parse_on_arrival(record.header, plaintext, now, events)
+        control: list[ControlItem] = []
+        for ready in self._receive.add(sequence, received):
+            self._deliver(ready, events, control)
+        if not self.config.stream:
+            self._ack_pending = True
+            self._received_since_ack += 1
+            if self._receive.has_gap() or self._received_since_ack >= 2:
+                self._ack_deadline = now
+            elif self._ack_deadline is None:
+                self._ack_deadline = now + self.config.ack_delay
+        events.extend(self.take_events())
+        return ReceiveResult(events, control, newest)
+
+    def _advance_order(self, order: int) -> bool:
+        """Track the peer's send order across both spaces; True for its newest record so far.
+
+        A reliable record ``s`` was sent after every unreliable record numbered below
+        ``(s + 1) * 256`` and before the others (record.py), so ``2 * ((s + 1) * 256) - 1`` and
+        ``2 * u`` order all records as sent: migration follows only the newest (RFC 9000 §9.3).
+        """
+        if order <= self._highest_order:
+            return False
+        self._highest_order = order
+        return True
+
+    def _parse_on_arrival(
+        self, header: RecordHeader, plaintext: bytes, now: float, events: list[Event]
+    ) -> ReceivedRecord:
+        """Decode whole records at once so piggybacked acks act before in-order delivery."""
+        if header.fragment is not Fragment.WHOLE:
+            return ReceivedRecord(header.fragment, header.content, plaintext, ())
+        if header.content is Content.CONTROL:
+            items = tuple(self._decode_control(plaintext))
+            return ReceivedRecord(header.fragment, header.content, b"", items)
+        messages = self._decode_messages(plaintext)
+        others: list[object] = []
+        for message in messages:
+            fields = self.codec.ack_fields(message)
+            if fields is None:
+                others.append(message)
+            else:
+                self._apply_ack(fields, now, events)
+        return ReceivedRecord(header.fragment, header.content, b"", tuple(others))
+
+    def _decode_messages(self, data: bytes) -> list[object]:
+        try:
+            return self.codec.decode_sequence_untrusted(data)
+        except Exception as exc:
+            if self.codec.is_codec_error(exc):
+                self._fail()
+                raise RemoteProtocolError("peer sent undecodable operations") from exc
+            raise
+
+    def _decode_control(self, data: bytes) -> list[ControlItem]:
+        try:
+            return decode_control_untrusted(data)
+        except PacketError as exc:
+            self._fail()
+            raise RemoteProtocolError("peer sent undecodable control items") from exc
+
+    def _fail(self) -> None:
+        self.state = ChannelState.FAILED
+
+    def _deliver(
+        self, ready: ReceivedRecord, events: list[Event], control: list[ControlItem]
+    ) -> None:
+        if ready.fragment is Fragment.WHOLE:
+            if ready.content is Content.CONTROL:
+                control.extend(item for item in ready.items if isinstance(item, CONTROL_TYPES))
+                return
+            for message in ready.items:
+                events.append(OperationReceived(message))
+                self.stats.operations_received += 1
+            return
+        try:
+            operation = self._reassembler.add(ready.fragment, ready.plaintext)
+        except RemoteProtocolError:
+            self._fail()
+            raise
+        if operation is not None:
+            for message in self._decode_messages(operation):
+                events.append(OperationReceived(message))
+                self.stats.operations_received += 1
+
+    def _receive_unreliable(self, record: ProtectedRecord, now: float) -> ReceiveResult:
+        psn = record.header.partial_sequence
+        base_bits = 8 * (len(psn) - 1)
+        base = reconstruct(int.from_bytes(psn[:-1], "big"), base_bits, self._receive.next_expected)
+        sequence = base * 256 + psn[-1]
+        if not self._unreliable_replay.check(sequence):
+            raise RecordRejectedError("replayed unreliable record", reason=DropReason.REPLAYED)
+        plaintext = self._open(record, UNRELIABLE_SPACE, sequence)
+        newest = self._advance_order(sequence * 2)
+        self._unreliable_replay.mark(sequence)
+        self.stats.records_received += 1
+        events: list[Event] = []
+        control: list[ControlItem] = []
+        if record.header.content is Content.CONTROL:
+            control = self._decode_control(plaintext)
+        else:
+            for message in self._decode_messages(plaintext):
+                fields = self.codec.ack_fields(message)
+                if fields is None:
+                    self._fail()
+                    raise RemoteProtocolError("operation in an unreliable record")
+                self._apply_ack(fields, now, events)
+        events.extend(self.take_events())
+        return ReceiveResult(events, control, newest)
+
+    def _apply_ack(
+        self, fields: tuple[int, tuple[tuple[int, int], ...]], now: float, events: list[Event]
+    ) -> None:
+        if self.config.stream:
+            return
+        cumulative, selective = self._send.reconstruct_ack(*fields)
+        for record in self._send.acknowledge(cumulative, selective, now, self._rtt):
+            if record.sequence >= self._first_sequence_of_phase:
+                self.protection.send_phase_confirmed = True
+            for operation_id in record.operation_ids:
+                left = self._records_left.get(operation_id, 1) - 1
+                if left > 0:
+                    self._records_left[operation_id] = left
+                    continue
+                self._records_left.pop(operation_id, None)
+                self._messages.pop(operation_id, None)
+                events.append(OperationAcknowledged(operation_id))
+
+    def close(self) -> None:
+        """Stop sending and receiving."""
+        self.state = ChannelState.CLOSED
+
+    def statistics(self) -> ChannelStatistics:
+        """A copy of the counters."""
+        snapshot = ChannelStatistics(**{k: v for k, v in vars(self.stats).items() if k != "drops"})
+        snapshot.retransmissions = self._send.retransmissions
+        snapshot.drops = dict(self.stats.drops)
+        return snapshot
+
+    @property
+    def smoothed_rtt(self) -> float | None:
+        """The RFC 6298 SRTT, once measured."""
+        return self._rtt.srtt

@@ -1,0 +1,370 @@
+"""The device's side of a session (sans-IO): handshake or resumption, then the channel.
+
+Theory of operation. A device talks to one gateway. :meth:`DeviceSession.connect` sends INITIAL
+(EDHOC message_1) and retransmits it with back-off (RFC 7252 §4.8 timing) until message_2
+arrives; a RETRY makes it resend INITIAL with the token. message_3 goes out with the gateway's
+connection id (C_R) and is repeated until the gateway's first protected record confirms it.
+:meth:`DeviceSession.resume` instead sends a 40-byte RESUME with the last ticket; a RESUMED
+answer opens the channel in one round trip, a REJECT falls back to a full handshake. The device
+never needs its address: after a NAT rebinding it keeps sending and the gateway follows
+(gateway_side.py); it answers PATH_CHALLENGE with PATH_RESPONSE.
+
+States and transitions (:data:`TRANSITIONS`): IDLE -> HANDSHAKING -> CONFIRMING -> ESTABLISHED;
+IDLE/ESTABLISHED -> RESUMING -> ESTABLISHED (or -> HANDSHAKING on REJECT); any -> CLOSED.
+Operations queued before the channel exists, and those unacknowledged when a session is replaced,
+are sent on the next channel (the wire layer's message ids de-duplicate the rare repeat).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import secrets
+from collections.abc import Callable
+
+from gateway.session.channel import ChannelConfig, ChannelState, SecureChannel
+from gateway.session.codec import Close, MessageCodec, NewTicket, PathChallenge, PathResponse
+from gateway.session.errors import (
+    DropReason,
+    LocalProtocolError,
+    PacketError,
+    RemoteProtocolError,
+)
+from gateway.session.events import (
+    Event,
+    SessionClosed,
+    SessionEstablished,
+    SessionResumed,
+    TicketReceived,
+)
+from gateway.session.handshake import HandshakeFailedError, InitiatorHandshake
+from gateway.session.packets import (
+    HandshakeKind,
+    HandshakePacket,
+    ProtectedRecord,
+    RejectReason,
+    encode_initial_body,
+    parse_packet_untrusted,
+)
+from gateway.session.record import AeadAlgorithm, RecordProtection, SessionSecrets
+from gateway.session.reliability import ACK_RANDOM_FACTOR, ACK_TIMEOUT, MAX_RTO
+from gateway.session.tickets import (
+    NONCE_LENGTH,
+    ResumeRequest,
+    TicketRejectedError,
+    check_resumed_untrusted,
+    resumed_master_secret,
+)
+
+DEFAULT_MAX_HANDSHAKE_ATTEMPTS = 8  # transmissions of one handshake packet before giving up
+
+
+class DeviceState(enum.Enum):
+    """Lifecycle of the device's session."""
+
+    IDLE = "idle"
+    HANDSHAKING = "handshaking"  # message_1 sent, waiting for message_2
+    CONFIRMING = "confirming"  # message_3 sent, waiting for the gateway's first record
+    RESUMING = "resuming"  # RESUME sent, waiting for RESUMED
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+class Input(enum.Enum):
+    """What moves the device state machine."""
+
+    CONNECT = "connect"
+    RESUME = "resume"
+    MESSAGE_2 = "message_2"
+    CONFIRMED = "confirmed"
+    RESUMED = "resumed"
+    REJECTED = "rejected"
+    GIVE_UP = "give_up"
+    CLOSE = "close"
+
+
+S = DeviceState
+TRANSITIONS: dict[tuple[DeviceState, Input], DeviceState] = {
+    (S.IDLE, Input.CONNECT): S.HANDSHAKING,
+    (S.IDLE, Input.RESUME): S.RESUMING,
+    (S.CLOSED, Input.CONNECT): S.HANDSHAKING,
+    (S.CLOSED, Input.RESUME): S.RESUMING,
+    (S.ESTABLISHED, Input.CONNECT): S.HANDSHAKING,
+    (S.ESTABLISHED, Input.RESUME): S.RESUMING,
+    (S.HANDSHAKING, Input.MESSAGE_2): S.CONFIRMING,
+    (S.CONFIRMING, Input.CONFIRMED): S.ESTABLISHED,
+    (S.RESUMING, Input.RESUMED): S.ESTABLISHED,
+    (S.RESUMING, Input.REJECTED): S.HANDSHAKING,
+    (S.HANDSHAKING, Input.GIVE_UP): S.CLOSED,
+    (S.CONFIRMING, Input.GIVE_UP): S.CLOSED,
+    (S.RESUMING, Input.GIVE_UP): S.CLOSED,
+    (S.HANDSHAKING, Input.CLOSE): S.CLOSED,
+    (S.CONFIRMING, Input.CLOSE): S.CLOSED,
+    (S.RESUMING, Input.CLOSE): S.CLOSED,
+    (S.ESTABLISHED, Input.CLOSE): S.CLOSED,
+}
+
+
+class DeviceSession:
+    """A device's secure session with its gateway."""
+
+    def __init__(
+        self,
+        *,
+        handshake_factory: Callable[[], InitiatorHandshake],
+        codec: MessageCodec,
+        config: ChannelConfig | None = None,
+        rng: random.Random | None = None,
+        max_handshake_attempts: int = DEFAULT_MAX_HANDSHAKE_ATTEMPTS,
+    ) -> None:
+        self._handshake_factory = handshake_factory
+        self.codec = codec
+        self.config = config or ChannelConfig()
+        self._rng = rng or random.Random()  # noqa: S311 - timer jitter only
+        self.max_handshake_attempts = max_handshake_attempts
+        self.state = DeviceState.IDLE
+        self.connection_id = b""
+        self.channel: SecureChannel | None = None
+        self.ticket: TicketReceived | None = None
+        self._handshake: InitiatorHandshake | None = None
+        self._resume: ResumeRequest | None = None
+        self._handshake_packet: bytes | None = None
+        self._handshake_deadline: float | None = None
+        self._handshake_timeout = ACK_TIMEOUT
+        self._handshake_attempts = 0
+        self._outbox: list[object] = []
+        self._outgoing: list[bytes] = []
+        self._events: list[Event] = []
+        self.dropped: dict[str, int] = {reason.value: 0 for reason in DropReason}
+        self.handshake_bytes_sent = 0
+        self._aead = AeadAlgorithm.AES_CCM_16_64_128
+
+    # ---- state machine -------------------------------------------------------------------------
+
+    def _transition(self, what: Input) -> None:
+        target = TRANSITIONS.get((self.state, what))
+        if target is None:
+            raise LocalProtocolError(f"{what.value} is not allowed in state {self.state.value}")
+        self.state = target
+
+    def _send_handshake(self, packet: bytes, now: float) -> None:
+        self._handshake_packet = packet
+        self._handshake_attempts = 1
+        self._handshake_timeout = ACK_TIMEOUT * self._rng.uniform(1.0, ACK_RANDOM_FACTOR)
+        self._handshake_deadline = now + self._handshake_timeout
+        self._outgoing.append(packet)
+        self.handshake_bytes_sent += len(packet)
+
+    def _retire_channel(self) -> None:
+        if self.channel is not None:
+            self._outbox = self.channel.take_unacknowledged() + self._outbox
+            self.channel.close()
+            self.channel = None
+
+    def connect(self, now: float, *, token: bytes = b"") -> None:
+        """Start a full handshake (EDHOC)."""
+        self._transition(Input.CONNECT)
+        self._retire_channel()
+        self._handshake = self._handshake_factory()
+        self._send_initial(self._handshake.start(), token, now)
+
+    def _send_initial(self, message_1: bytes, token: bytes, now: float) -> None:
+        body = encode_initial_body(token, message_1)
+        self._send_handshake(HandshakePacket(HandshakeKind.INITIAL, b"", body).encode(), now)
+
+    def resume(self, now: float, ticket: TicketReceived | None = None) -> None:
+        """Resume with ``ticket`` (default: the last one received) in one round trip."""
+        ticket = ticket or self.ticket
+        if ticket is None:
+            raise LocalProtocolError("no resumption ticket")
+        self._transition(Input.RESUME)
+        self._retire_channel()
+        self.ticket = ticket
+        self._resume = ResumeRequest.build(
+            ticket.ticket, ticket.resumption_secret, secrets.token_bytes(NONCE_LENGTH)
+        )
+        self._send_handshake(self._resume.packet, now)
+
+    def send_operation(self, message: object) -> None:
+        """Queue a wire message; sent as soon as a channel is open."""
+        if self.channel is not None and self.state is DeviceState.ESTABLISHED:
+            self.channel.send_operation(message)
+        else:
+            self._outbox.append(message)
+
+    def close(self) -> None:
+        """Tell the gateway the session ends (best effort) and stop."""
+        if self.channel is not None and self.channel.state is ChannelState.OPEN:
+            self.channel.send_control(Close(0), reliable=False)
+            self._outgoing.extend(self.channel.datagrams_to_send(0.0))
+            self.channel.close()
+        if self.state is not DeviceState.CLOSED and self.state is not DeviceState.IDLE:
+            self._transition(Input.CLOSE)
+
+    # ---- output and timers ---------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Everything due now."""
+        if self.channel is not None:
+            self._outgoing.extend(self.channel.datagrams_to_send(now))
+            self._events.extend(self.channel.take_events())
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def events(self) -> list[Event]:
+        """Events since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has work."""
+        deadlines = [self._handshake_deadline]
+        if self.channel is not None:
+            deadlines.append(self.channel.next_deadline())
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def handle_timeout(self, now: float) -> None:
+        """Retransmit handshake packets with back-off; run the channel's timers."""
+        if self._handshake_deadline is not None and now >= self._handshake_deadline:
+            if self._handshake_attempts >= self.max_handshake_attempts:
+                self._handshake_deadline = None
+                self._transition(Input.GIVE_UP)
+                self._events.append(SessionClosed("gateway did not answer the handshake"))
+            elif self._handshake_packet is not None:
+                self._handshake_attempts += 1
+                self._handshake_timeout = min(MAX_RTO, self._handshake_timeout * 2)
+                self._handshake_deadline = now + self._handshake_timeout
+                self._outgoing.append(self._handshake_packet)
+                self.handshake_bytes_sent += len(self._handshake_packet)
+        if self.channel is not None:
+            events = self.channel.handle_timeout(now)
+            self._events.extend(events)
+            if self.channel.state is not ChannelState.OPEN and self.state is S.ESTABLISHED:
+                self._retire_channel()
+                self._transition(Input.CLOSE)
+
+    # ---- input ---------------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """Process one datagram from the gateway. Never raises for what the network sends."""
+        try:
+            packet = parse_packet_untrusted(data, cid_length=0)
+            if isinstance(packet, ProtectedRecord):
+                self._on_record(packet, now)
+            else:
+                self._on_handshake_packet(packet, now)
+        except RemoteProtocolError as exc:
+            self.dropped[exc.reason.value] += 1
+
+    def _on_handshake_packet(self, packet: HandshakePacket, now: float) -> None:
+        kind = packet.kind
+        if kind is HandshakeKind.RETRY and self.state is S.HANDSHAKING and self._handshake:
+            assert self._handshake_packet is not None
+            initial = parse_packet_untrusted(self._handshake_packet, cid_length=0)
+            assert isinstance(initial, HandshakePacket)
+            message_1 = initial.body[1 + initial.body[0] :]
+            self._send_initial(message_1, packet.body, now)
+        elif kind is HandshakeKind.HANDSHAKE and self.state is S.HANDSHAKING and self._handshake:
+            self._on_message_2(packet, now)
+        elif kind is HandshakeKind.RESUMED and self.state is S.RESUMING:
+            self._on_resumed(packet, now)
+        elif kind is HandshakeKind.REJECT and len(packet.body) == 1:
+            self._on_reject(packet.body[0], now)
+        else:
+            raise RemoteProtocolError("unexpected handshake packet", reason=DropReason.UNEXPECTED)
+
+    def _on_message_2(self, packet: HandshakePacket, now: float) -> None:
+        assert self._handshake is not None
+        try:
+            step = self._handshake.receive(packet.body)
+        except HandshakeFailedError:
+            self._handshake_deadline = None
+            self._transition(Input.GIVE_UP)
+            self._events.append(SessionClosed("handshake failed"))
+            raise
+        if step.restart and step.reply is not None:
+            self._send_initial(step.reply, b"", now)
+            return
+        if not step.complete or step.reply is None or not packet.connection_id:
+            raise RemoteProtocolError("message_2 did not complete", reason=DropReason.UNEXPECTED)
+        self.connection_id = packet.connection_id
+        self._transition(Input.MESSAGE_2)
+        message_3 = HandshakePacket(HandshakeKind.HANDSHAKE, self.connection_id, step.reply)
+        self._send_handshake(message_3.encode(), now)
+        self._open_channel(self._handshake.master_secret(), self._handshake.aead, now)
+
+    def _open_channel(self, master: bytes, aead: AeadAlgorithm, now: float) -> None:
+        self._aead = aead  # a resumed session keeps the AEAD of the session that got the ticket
+        secrets_ = SessionSecrets.from_master(master, aead, is_gateway=False)
+        self.channel = SecureChannel(
+            RecordProtection(secrets_),
+            codec=self.codec,
+            peer_connection_id=self.connection_id,
+            config=self.config,
+            rng=self._rng,
+            now=now,
+        )
+
+    def _flush_outbox(self) -> None:
+        assert self.channel is not None
+        outbox, self._outbox = self._outbox, []
+        for message in outbox:
+            self.channel.send_operation(message)
+
+    def _on_resumed(self, packet: HandshakePacket, now: float) -> None:
+        assert self._resume is not None
+        assert self.ticket is not None
+        try:
+            gateway_nonce = check_resumed_untrusted(
+                packet, self._resume, self.ticket.resumption_secret
+            )
+        except (PacketError, TicketRejectedError) as exc:
+            raise RemoteProtocolError(str(exc), reason=DropReason.TICKET_REJECTED) from exc
+        self.connection_id = packet.connection_id
+        master = resumed_master_secret(
+            self.ticket.resumption_secret, self._resume.device_nonce, gateway_nonce
+        )
+        self._handshake_deadline = None
+        self._transition(Input.RESUMED)
+        self.ticket = None  # single use
+        self._open_channel(master, self._aead, now)
+        self._flush_outbox()
+        self._events.append(SessionResumed(self.connection_id, b""))
+
+    def _on_reject(self, reason: int, now: float) -> None:
+        if reason == RejectReason.TICKET_REJECTED and self.state is S.RESUMING:
+            self._transition(Input.REJECTED)
+            self.ticket = None
+            self._handshake = self._handshake_factory()
+            self._send_initial(self._handshake.start(), b"", now)
+            return
+        if reason == RejectReason.UNKNOWN_CONNECTION and self.state is S.ESTABLISHED:
+            # Unauthenticated hint that the gateway lost our session (restart): resume.
+            if self.ticket is not None:
+                self.resume(now)
+            else:
+                self.connect(now)
+            return
+        raise RemoteProtocolError("REJECT does not apply now", reason=DropReason.UNEXPECTED)
+
+    def _on_record(self, record: ProtectedRecord, now: float) -> None:
+        if self.channel is None:
+            raise RemoteProtocolError("record without a session", reason=DropReason.UNEXPECTED)
+        result = self.channel.receive_record(record, now)
+        if self.state is S.CONFIRMING:
+            self._handshake_deadline = None
+            self._handshake_packet = None
+            self._transition(Input.CONFIRMED)
+            self._flush_outbox()
+            self._events.append(SessionEstablished(self.connection_id, b""))
+        self._events.extend(result.events)
+        for item in result.control:
+            if isinstance(item, NewTicket):
+                self.ticket = TicketReceived(item.ticket, item.resumption_secret, item.lifetime)
+                self._events.append(self.ticket)
+            elif isinstance(item, PathChallenge):
+                self.channel.send_control(PathResponse(item.data), reliable=False)
+            elif isinstance(item, Close):
+                self.channel.close()
+                self._transition(Input.CLOSE)
+                self._events.append(SessionClosed("closed by the gateway"))

@@ -1,0 +1,79 @@
+"""Events the session cores return: frozen dataclasses named in the past tense."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Event:
+    """Base class of session events."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class SessionEstablished(Event):
+    """A full handshake completed; ``peer_identity`` names the authenticated peer."""
+
+    connection_id: bytes
+    peer_identity: bytes
+
+
+@dataclass(frozen=True)
+class SessionResumed(Event):
+    """A session was resumed from a ticket in one round trip, without a handshake."""
+
+    connection_id: bytes
+    peer_identity: bytes
+
+
+@dataclass(frozen=True)
+class OperationReceived(Event):
+    """One wire message arrived, exactly once and in order."""
+
+    message: object
+
+
+@dataclass(frozen=True)
+class OperationAcknowledged(Event):
+    """Every record of the operation numbered ``operation_id`` was acknowledged by the peer."""
+
+    operation_id: int
+
+
+@dataclass(frozen=True)
+class TicketReceived(Event):
+    """The gateway issued a resumption ticket (device side)."""
+
+    ticket: bytes
+    resumption_secret: bytes
+    lifetime: int
+
+
+@dataclass(frozen=True)
+class PathMigrated(Event):
+    """The peer's address changed (NAT rebinding or mobility); validation has started."""
+
+    old_address: object
+    new_address: object
+
+
+@dataclass(frozen=True)
+class PathValidated(Event):
+    """The peer proved it receives at ``address`` (RFC 9000 §8.2)."""
+
+    address: object
+
+
+@dataclass(frozen=True)
+class KeyUpdated(Event):
+    """The sending key of this endpoint moved to the next key phase."""
+
+    phase: int
+
+
+@dataclass(frozen=True)
+class SessionClosed(Event):
+    """The session ended; ``reason`` says why (never contains secrets)."""
+
+    reason: str

@@ -1,0 +1,239 @@
+"""Resumption tickets: sealed by a rotating gateway key, one round trip, at most 40 device bytes.
+
+Theory of operation (in the spirit of TLS 1.3 PSK resumption, RFC 8446 §2.2, made compact).
+
+* Issue. After a handshake (or a resumption) the gateway sends the device, inside the protected
+  channel, a ticket and its resumption secret. The ticket is
+  ``key_id (1) || serial (3) || AES-CCM-16-64-128(ticket key, expiry (4) || suite (1) || identity)``
+  with the serial as nonce, so it is opaque to everyone but the gateway and needs no per-session
+  state there. The resumption secret is HMAC-SHA-256(ticket key, "psk" || ticket)[:16]: the gateway
+  recomputes it from the ticket alone.
+* Resume (device -> gateway, kind RESUME): ``header || ticket || device nonce (8) || binder (8)``,
+  binder = HMAC(secret, "resume" || everything before it)[:8]. With a 6-byte identity that is
+  40 bytes.
+* Answer (kind RESUMED, cid = the new gateway connection id): ``gateway nonce (8) || confirm (8)``,
+  confirm = HMAC(secret, "resumed" || request || cid || gateway nonce)[:8]. Both sides then derive
+  the session master secret from the secret and both nonces (HKDF, RFC 5869): one round trip.
+* Replay. A ticket serial is accepted once (the ring remembers used serials until they expire);
+  an identical copy of an accepted request gets the cached answer and creates nothing; another
+  request with a used ticket is rejected.
+* Rotation. Keys rotate every ``rotation_interval``; the previous ``retain`` keys still open
+  tickets. The ring (keys and used serials) is what a gateway persists to resume across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.session.errors import DropReason, PacketError, RemoteProtocolError
+from gateway.session.packets import HandshakeKind, HandshakePacket
+
+TICKET_KEY_LENGTH = 16
+RESUMPTION_SECRET_LENGTH = 16
+NONCE_LENGTH = 8
+BINDER_LENGTH = 8
+MAX_IDENTITY_LENGTH = 6  # keeps the RESUME packet within 40 bytes
+MIN_TICKET_LENGTH = 1 + 3 + 5 + 8
+MAX_TICKET_LENGTH = MIN_TICKET_LENGTH + MAX_IDENTITY_LENGTH
+MAX_RESUME_PACKET = 40
+DEFAULT_TICKET_LIFETIME = 7 * 24 * 3600  # seconds a ticket stays valid (a week of sleep)
+DEFAULT_ROTATION_INTERVAL = 7 * 24 * 3600  # seconds between ticket key rotations
+DEFAULT_RETAIN_KEYS = 2  # old keys kept so tickets issued before a rotation still open
+DEFAULT_MAX_USED_TICKETS = 1_000_000  # remembered used serials (anti-replay memory bound)
+
+
+class TicketRejectedError(RemoteProtocolError):
+    """A resumption request that must not resume anything."""
+
+    reason = DropReason.TICKET_REJECTED
+
+
+def _hmac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+
+
+def _ticket_nonce(key_id: int, serial: int) -> bytes:
+    return bytes([key_id]) + serial.to_bytes(3, "big") + bytes(9)
+
+
+@dataclass
+class TicketKeyRing:
+    """The gateway's rotating ticket keys and the serials already used (persist this)."""
+
+    rotation_interval: float = DEFAULT_ROTATION_INTERVAL
+    retain: int = DEFAULT_RETAIN_KEYS
+    max_used: int = DEFAULT_MAX_USED_TICKETS
+    keys: dict[int, bytes] = field(default_factory=dict)
+    current: int = -1
+    rotated_at: float = 0.0
+    next_serial: int = 0
+    used: dict[tuple[int, int], float] = field(default_factory=dict)  # (key, serial) -> expiry
+
+    def rotate(self, now: float, key: bytes | None = None) -> None:
+        """Start a new current key (fresh random unless given); forget keys beyond ``retain``."""
+        self.current = (self.current + 1) % 256
+        self.keys[self.current] = key if key is not None else secrets.token_bytes(TICKET_KEY_LENGTH)
+        self.rotated_at = now
+        self.next_serial = 0
+        oldest_kept = [(self.current - i) % 256 for i in range(self.retain + 1)]
+        for key_id in list(self.keys):
+            if key_id not in oldest_kept:
+                del self.keys[key_id]
+
+    def _maybe_rotate(self, now: float) -> None:
+        if (
+            self.current < 0
+            or now >= self.rotated_at + self.rotation_interval
+            or self.next_serial >= 1 << 24
+        ):
+            self.rotate(now)
+
+    def issue(
+        self, identity: bytes, suite: int, now: float, lifetime: int = DEFAULT_TICKET_LIFETIME
+    ) -> tuple[bytes, bytes]:
+        """Seal a ticket for ``identity``; returns ``(ticket, resumption secret)``."""
+        if len(identity) > MAX_IDENTITY_LENGTH or not 0 <= suite < 256:
+            raise ValueError("ticket identity longer than 6 bytes or suite out of range")
+        self._maybe_rotate(now)
+        key_id, serial = self.current, self.next_serial
+        self.next_serial += 1
+        head = bytes([key_id]) + serial.to_bytes(3, "big")
+        body = int(now + lifetime).to_bytes(4, "big") + bytes([suite]) + identity
+        sealed = AESCCM(self.keys[key_id], tag_length=8).encrypt(
+            _ticket_nonce(key_id, serial), body, head
+        )
+        ticket = head + sealed
+        return ticket, _hmac(self.keys[key_id], b"psk", ticket)[:RESUMPTION_SECRET_LENGTH]
+
+    def open_untrusted(self, ticket: bytes, now: float) -> OpenedTicket:
+        """Authenticate and decrypt a ticket; raises :class:`TicketRejectedError`."""
+        if not MIN_TICKET_LENGTH <= len(ticket) <= MAX_TICKET_LENGTH:
+            raise TicketRejectedError("ticket length out of range")
+        key_id, serial = ticket[0], int.from_bytes(ticket[1:4], "big")
+        key = self.keys.get(key_id)
+        if key is None:
+            raise TicketRejectedError("ticket key retired or unknown")
+        try:
+            body = AESCCM(key, tag_length=8).decrypt(
+                _ticket_nonce(key_id, serial), ticket[4:], ticket[:4]
+            )
+        except (InvalidTag, ValueError) as exc:
+            raise TicketRejectedError("ticket does not authenticate") from exc
+        expiry = int.from_bytes(body[:4], "big")
+        if now >= expiry:
+            raise TicketRejectedError("ticket expired")
+        return OpenedTicket(
+            key_id=key_id,
+            serial=serial,
+            expiry=expiry,
+            suite=body[4],
+            identity=body[5:],
+            resumption_secret=_hmac(key, b"psk", ticket)[:RESUMPTION_SECRET_LENGTH],
+        )
+
+    def mark_used(self, opened: OpenedTicket, now: float) -> None:
+        """Remember a serial as spent until it would expire anyway; raises if already spent."""
+        ident = (opened.key_id, opened.serial)
+        if ident in self.used:
+            raise TicketRejectedError("ticket already used")
+        if len(self.used) >= self.max_used:
+            for stale in [k for k, expiry in self.used.items() if expiry <= now]:
+                del self.used[stale]
+            if len(self.used) >= self.max_used:
+                raise TicketRejectedError("used-ticket memory full")
+        self.used[ident] = opened.expiry
+
+
+@dataclass(frozen=True)
+class OpenedTicket:
+    """What a valid ticket says."""
+
+    key_id: int
+    serial: int
+    expiry: int
+    suite: int
+    identity: bytes
+    resumption_secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """A parsed RESUME packet."""
+
+    ticket: bytes
+    device_nonce: bytes
+    binder: bytes
+    packet: bytes
+
+    @classmethod
+    def build(cls, ticket: bytes, resumption_secret: bytes, device_nonce: bytes) -> ResumeRequest:
+        """The device's request for ``ticket``."""
+        head = HandshakePacket(HandshakeKind.RESUME, b"", ticket + device_nonce).encode()
+        binder = _hmac(resumption_secret, b"resume", head)[:BINDER_LENGTH]
+        return cls(ticket, device_nonce, binder, head + binder)
+
+    @classmethod
+    def parse_untrusted(cls, packet: HandshakePacket, raw: bytes) -> ResumeRequest:
+        """Split a RESUME packet; raises :class:`PacketError`."""
+        body = packet.body
+        if len(raw) > MAX_RESUME_PACKET or packet.connection_id:
+            raise PacketError("RESUME packet too long or with a connection id")
+        ticket_length = len(body) - NONCE_LENGTH - BINDER_LENGTH
+        if not MIN_TICKET_LENGTH <= ticket_length <= MAX_TICKET_LENGTH:
+            raise PacketError("RESUME ticket length out of range")
+        return cls(
+            ticket=body[:ticket_length],
+            device_nonce=body[ticket_length : ticket_length + NONCE_LENGTH],
+            binder=body[ticket_length + NONCE_LENGTH :],
+            packet=raw,
+        )
+
+    def verify(self, resumption_secret: bytes) -> None:
+        """Check the binder in constant time; raises :class:`TicketRejectedError`."""
+        expected = _hmac(resumption_secret, b"resume", self.packet[:-BINDER_LENGTH])[:BINDER_LENGTH]
+        if not hmac.compare_digest(expected, self.binder):
+            raise TicketRejectedError("binder does not verify")
+
+
+def resumed_answer(
+    request: ResumeRequest, resumption_secret: bytes, connection_id: bytes, gateway_nonce: bytes
+) -> bytes:
+    """The RESUMED packet answering ``request``."""
+    confirm = _hmac(resumption_secret, b"resumed", request.packet, connection_id, gateway_nonce)
+    body = gateway_nonce + confirm[:BINDER_LENGTH]
+    return HandshakePacket(HandshakeKind.RESUMED, connection_id, body).encode()
+
+
+def check_resumed_untrusted(
+    packet: HandshakePacket, request: ResumeRequest, resumption_secret: bytes
+) -> bytes:
+    """Verify a RESUMED answer on the device; returns the gateway nonce or raises."""
+    if len(packet.body) != NONCE_LENGTH + BINDER_LENGTH or not packet.connection_id:
+        raise PacketError("RESUMED body has the wrong size")
+    gateway_nonce = packet.body[:NONCE_LENGTH]
+    expected = _hmac(
+        resumption_secret, b"resumed", request.packet, packet.connection_id, gateway_nonce
+    )[:BINDER_LENGTH]
+    if not hmac.compare_digest(expected, packet.body[NONCE_LENGTH:]):
+        raise TicketRejectedError("RESUMED confirmation does not verify")
+    return gateway_nonce
+
+
+def resumed_master_secret(
+    resumption_secret: bytes, device_nonce: bytes, gateway_nonce: bytes
+) -> bytes:
+    """The master secret of a resumed session (HKDF, RFC 5869)."""
+    return HKDF(
+        hashes.SHA256(),
+        32,
+        salt=device_nonce + gateway_nonce,
+        info=b"impp-session resumed master",
+    ).derive(resumption_secret)

@@ -1,0 +1,22 @@
+"""trio adapters for device sessions: the gateway's UDP endpoint and TCP listener, and device-side
+drivers. The only socket code on the device side; all protocol logic is in gateway.session.
+"""
+
+from __future__ import annotations
+
+from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
+from gateway.transport.device import DeviceDriver, run_device_over_stream, run_device_over_udp
+from gateway.transport.tcp import StreamGateway, TcpListener
+from gateway.transport.udp import UdpEndpoint
+
+__all__ = [
+    "CoreDriver",
+    "DeviceDriver",
+    "SessionEvent",
+    "StreamGateway",
+    "TcpListener",
+    "TransportStatistics",
+    "UdpEndpoint",
+    "run_device_over_stream",
+    "run_device_over_udp",
+]

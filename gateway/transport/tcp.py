@@ -1,0 +1,144 @@
+"""The gateway's TCP listener: length-prefixed session packets, many operations per connection.
+
+Each connection is an address for the session core (``("tcp", n)``), validated at once (the TCP
+handshake proved it), with the core in stream mode (``ChannelConfig(stream=True)``: no acks, no
+retransmission). :func:`serve_stream` runs one connection over any trio stream, so tests drive it
+over ``trio.testing.memory_stream_pair`` exactly as over a socket. A malformed length prefix ends
+that connection only (the stream has lost its framing) and is counted; other connections go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable
+from typing import Any
+
+import trio
+
+from gateway.session import GatewaySessions, PacketError, StreamDeframer, frame
+from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
+
+DEFAULT_CONNECTION_QUEUE = 256  # packets waiting to be written to one connection
+DEFAULT_MAX_CONNECTIONS = 10000  # open connections; more are closed at once
+RECEIVE_CHUNK = 16384
+
+
+class StreamGateway:
+    """Routes session packets to stream connections; shared by every connection of a listener."""
+
+    def __init__(
+        self,
+        core: GatewaySessions,
+        *,
+        connection_queue: int = DEFAULT_CONNECTION_QUEUE,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if not core.config.channel.stream:
+            raise ValueError("a stream gateway needs a core with ChannelConfig(stream=True)")
+        self.driver = CoreDriver(core, self._route)
+        self.connection_queue = connection_queue
+        self.max_connections = max_connections
+        self._connections: dict[Hashable, trio.MemorySendChannel[bytes]] = {}
+        self._numbers = itertools.count()
+
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
+        """Session events for the application."""
+        return self.driver.events
+
+    def send_operation(self, connection_id: bytes, message: object) -> int:
+        """Queue an operation to a device."""
+        return self.driver.send_operation(connection_id, message)
+
+    def statistics(self) -> TransportStatistics:
+        """A frozen snapshot of the counters."""
+        return self.driver.statistics()
+
+    def _route(self, packet: bytes, destination: Hashable) -> None:
+        channel = self._connections.get(destination)
+        if channel is None:
+            self.driver.count_drop("connection_gone")
+            return
+        try:
+            channel.send_nowait(frame(packet))
+        except trio.WouldBlock:
+            self.driver.count_drop("connection_queue_full")
+
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Run one connection until the peer closes it or breaks the framing."""
+        if len(self._connections) >= self.max_connections:
+            self.driver.count_drop("too_many_connections")
+            await stream.aclose()
+            return
+        address = ("tcp", next(self._numbers))
+        send, receive = trio.open_memory_channel[bytes](self.connection_queue)
+        self._connections[address] = send
+        self.driver.core.mark_validated(address)
+        deframer = StreamDeframer()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_writer, stream, receive)
+                try:
+                    while True:
+                        data = await stream.receive_some(RECEIVE_CHUNK)
+                        if not data:
+                            break
+                        for packet in deframer.feed_untrusted(data):
+                            await self.driver.receive(packet, address)
+                except PacketError:
+                    self.driver.count_drop("bad_framing")
+                except trio.BrokenResourceError:
+                    self.driver.count_drop("connection_reset")
+                nursery.cancel_scope.cancel()
+        finally:
+            del self._connections[address]
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+async def _writer(stream: trio.abc.Stream, packets: trio.MemoryReceiveChannel[bytes]) -> None:
+    try:
+        async for data in packets:
+            await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+
+
+class TcpListener:
+    """A trio TCP server for device sessions (IPv4 or IPv6)."""
+
+    def __init__(self, core: GatewaySessions, *, host: str = "::", port: int = 0) -> None:
+        self.gateway = StreamGateway(core)
+        self.host = host
+        self.port = port
+        self._cancel = trio.CancelScope()
+        self.local_address: Any = None
+
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
+        """Session events for the application."""
+        return self.gateway.events
+
+    def send_operation(self, connection_id: bytes, message: object) -> int:
+        """Queue an operation to a device."""
+        return self.gateway.send_operation(connection_id, message)
+
+    def statistics(self) -> TransportStatistics:
+        """A frozen snapshot of the counters."""
+        return self.gateway.statistics()
+
+    async def serve(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, report the bound address, and serve until :meth:`aclose`."""
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        self.local_address = listeners[0].socket.getsockname()
+        with self._cancel:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.gateway.driver.run_timers)
+                await nursery.start(trio.serve_listeners, self.gateway.serve_stream, listeners)
+                task_status.started(self.local_address)
+
+    async def aclose(self) -> None:
+        """Graceful shutdown: goodbye to every session, then stop listening."""
+        await self.gateway.driver.aclose()
+        await trio.lowlevel.checkpoint()
+        self._cancel.cancel()

@@ -1,0 +1,222 @@
+"""What the XMPP client tells its user: one frozen dataclass per happening, named in the past tense.
+
+:meth:`gateway.xmpp.client.XmppClient.receive_data_untrusted` and ``handle_timer`` return lists of
+these.  Stanza elements carried here (``extensions``, ``unacknowledged``) are the parser's
+:class:`xml.etree.ElementTree.Element` trees; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+
+from gateway.xmpp.errors import StanzaError, XmppError
+from gateway.xmpp.jid import Jid
+from gateway.xmpp.stanzas import Message, Presence, RosterItem, SubscriptionKind
+
+__all__ = [
+    "Authenticated",
+    "Event",
+    "IqFailed",
+    "IqResultReceived",
+    "IqTimedOut",
+    "MessageFailed",
+    "MessageReceived",
+    "PingAnswered",
+    "PresenceFailed",
+    "PresenceReceived",
+    "ReceiptReceived",
+    "ResumptionFailed",
+    "RosterPushed",
+    "RosterReceived",
+    "SessionEstablished",
+    "SessionResumed",
+    "StanzasAcknowledged",
+    "StreamEnded",
+    "SubscriptionReceived",
+    "TlsRequested",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsRequested:
+    """The server said ``<proceed/>`` (RFC 6120 §5.4.2.3): start TLS, then ``tls_established()``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Authenticated:
+    """SASL succeeded and the server proved its knowledge of the password (SCRAM)."""
+
+    mechanism: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionEstablished:
+    """A fresh session is bound to ``jid`` (RFC 6120 §7); stanzas flow from now on.
+
+    ``resumable`` says whether XEP-0198 resumption was granted for this session.
+    """
+
+    jid: Jid
+    stream_management: bool
+    resumable: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionResumed:
+    """The previous session was resumed (XEP-0198 §5); ``resent`` stanzas were sent again."""
+
+    jid: Jid
+    resent: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ResumptionFailed:
+    """The server could not resume (XEP-0198 §5): a fresh session follows.
+
+    ``unacknowledged`` are the stanzas the old session sent that the server never acknowledged,
+    handed back so that they can be sent again on the fresh session (none is lost).
+    """
+
+    unacknowledged: tuple[ET.Element, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class StanzasAcknowledged:
+    """The server acknowledged ``count`` more of our stanzas (XEP-0198 §4); ``ids`` their ids."""
+
+    count: int
+    ids: tuple[str | None, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageReceived:
+    """A message arrived; ``sequence`` is its XEP-0198 inbound number (0 without SM)."""
+
+    message: Message
+    sequence: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageFailed:
+    """A message we sent bounced with a stanza error (RFC 6120 §8.3)."""
+
+    id: str | None
+    from_: Jid | None
+    error: StanzaError
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiptReceived:
+    """``from_`` confirmed delivery of our message ``message_id`` (XEP-0184 §5.2)."""
+
+    from_: Jid | None
+    message_id: str
+    sequence: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PresenceReceived:
+    """Someone's availability changed (RFC 6121 §4.4)."""
+
+    presence: Presence
+    sequence: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PresenceFailed:
+    """A presence we sent bounced with a stanza error (RFC 6121 §4.7.2)."""
+
+    from_: Jid | None
+    error: StanzaError
+
+
+@dataclasses.dataclass(frozen=True)
+class SubscriptionReceived:
+    """A subscription request, approval or cancellation arrived (RFC 6121 §3)."""
+
+    from_: Jid
+    kind: SubscriptionKind
+    sequence: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RosterReceived:
+    """The answer to our roster get (RFC 6121 §2.1.3)."""
+
+    items: tuple[RosterItem, ...]
+    version: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RosterPushed:
+    """The server pushed a roster change (RFC 6121 §2.1.6); already acknowledged."""
+
+    item: RosterItem
+    version: str | None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IqResultReceived:
+    """A result for one of our requests; ``payload`` is its child element, if any."""
+
+    id: str
+    from_: Jid | None
+    payload: ET.Element | None
+
+
+@dataclasses.dataclass(frozen=True)
+class IqFailed:
+    """One of our requests ended with a stanza error (RFC 6120 §8.3), a typed result."""
+
+    id: str
+    from_: Jid | None
+    error: StanzaError
+
+
+@dataclasses.dataclass(frozen=True)
+class IqTimedOut:
+    """No answer to our request ``id`` before its deadline."""
+
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PingAnswered:
+    """Our XEP-0199 ping ``id`` was answered after ``round_trip`` seconds."""
+
+    id: str
+    round_trip: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamEnded:
+    """The stream is over: closed cleanly (``error`` None) or failed with ``error``.
+
+    Send what ``data_to_send()`` still holds (perhaps a ``<stream:error/>``), then close the socket.
+    """
+
+    error: XmppError | None
+
+
+Event = (
+    TlsRequested
+    | Authenticated
+    | SessionEstablished
+    | SessionResumed
+    | ResumptionFailed
+    | StanzasAcknowledged
+    | MessageReceived
+    | MessageFailed
+    | ReceiptReceived
+    | PresenceReceived
+    | PresenceFailed
+    | SubscriptionReceived
+    | RosterReceived
+    | RosterPushed
+    | IqResultReceived
+    | IqFailed
+    | IqTimedOut
+    | PingAnswered
+    | StreamEnded
+)

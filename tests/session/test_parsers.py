@@ -1,0 +1,164 @@
+"""Parsers of network bytes: whole, byte by byte, with trailing data, and garbage (hypothesis)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.session import (
+    Content,
+    DeviceSession,
+    Fragment,
+    HandshakeKind,
+    HandshakePacket,
+    PacketError,
+    ProtectedRecord,
+    RecordHeader,
+    ResumeRequest,
+    SessionError,
+    StreamDeframer,
+    TicketKeyRing,
+    WireCodec,
+    decode_control_untrusted,
+    encode_control,
+    frame,
+    parse_packet_untrusted,
+)
+from gateway.session.codec import KeepAlive, NewTicket, PathChallenge
+from gateway.session.packets import encode_initial_body, parse_initial_body_untrusted
+from gateway.session.tickets import check_resumed_untrusted
+from tests.session.helpers import initiator_factory, make_gateway
+
+
+def test_handshake_packet_round_trip() -> None:
+    packet = HandshakePacket(HandshakeKind.HANDSHAKE, b"\x01\x02", b"edhoc")
+    data = packet.encode()
+    assert data == bytes([0x22, 1, 2]) + b"edhoc"
+    assert parse_packet_untrusted(data, cid_length=2) == packet
+
+
+def test_record_header_round_trip() -> None:
+    header = RecordHeader(1, False, Fragment.LAST, Content.APPLICATION, b"\xaa\xbb", b"\x01\x02")
+    data = header.encode() + b"ciphertext"
+    packet = parse_packet_untrusted(data, cid_length=2)
+    assert isinstance(packet, ProtectedRecord)
+    assert packet.header == header
+    assert packet.header_bytes == header.encode()
+    assert packet.ciphertext == b"ciphertext"  # trailing bytes are the ciphertext, by design
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00",  # handshake kind 0 is reserved
+        b"\x70",  # handshake kind 7 is unassigned
+        b"\x2f\x01",  # cid length 15 but 1 byte
+        b"\x80\xaa",  # record truncated before its ciphertext
+        b"\x83\xaa\xbb\x01\x00",  # reserved content type 3
+        b"\xa4\xaa\xbb\x01\x00\x00",  # unreliable fragment
+    ],
+)
+def test_malformed_packets(data: bytes) -> None:
+    with pytest.raises(PacketError):
+        parse_packet_untrusted(data, cid_length=2)
+
+
+def test_initial_body() -> None:
+    body = encode_initial_body(b"tok", b"m1")
+    assert parse_initial_body_untrusted(body) == (b"tok", b"m1")
+    for cut in range(len(body) - 2 + 1):
+        with pytest.raises(PacketError):
+            parse_initial_body_untrusted(body[:cut] if cut < 5 else b"")
+
+
+def test_stream_deframer_whole_byte_by_byte_and_trailing() -> None:
+    packets = [b"\x81abc", b"\x10" + bytes(300), b"\x22xy"]
+    stream = b"".join(frame(p) for p in packets)
+    assert StreamDeframer().feed_untrusted(stream) == packets
+    deframer = StreamDeframer()
+    got: list[bytes] = []
+    for byte in stream:
+        got += deframer.feed_untrusted(bytes([byte]))
+    assert got == packets
+    deframer = StreamDeframer()
+    assert deframer.feed_untrusted(stream + b"\x00") == packets  # a partial length stays buffered
+    with pytest.raises(PacketError):
+        deframer.feed_untrusted(b"\x00")  # ... and completes to length 0: framing error
+
+
+def test_stream_deframer_limits_before_buffering() -> None:
+    deframer = StreamDeframer(max_packet_size=100, max_buffer=200)
+    with pytest.raises(PacketError):
+        deframer.feed_untrusted(b"\x00\x65")  # 101 > 100, refused at the prefix
+    with pytest.raises(PacketError):
+        StreamDeframer(max_packet_size=100, max_buffer=200).feed_untrusted(bytes(300))
+
+
+def test_control_items_round_trip() -> None:
+    items = [NewTicket(b"t" * 20, b"s" * 16, 60), PathChallenge(b"12345678"), KeepAlive()]
+    assert decode_control_untrusted(encode_control(items)) == items
+    with pytest.raises(PacketError):
+        decode_control_untrusted(encode_control(items)[:-1])
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=80), st.integers(0, 4))
+def test_packet_parser_garbage(data: bytes, cid_length: int) -> None:
+    try:
+        parse_packet_untrusted(data, cid_length=cid_length)
+    except PacketError:
+        pass
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=80))
+def test_control_parser_garbage(data: bytes) -> None:
+    try:
+        decode_control_untrusted(data)
+    except PacketError:
+        pass
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=40), max_size=5))
+def test_deframer_garbage(chunks: list[bytes]) -> None:
+    deframer = StreamDeframer(max_packet_size=64, max_buffer=128)
+    try:
+        for chunk in chunks:
+            deframer.feed_untrusted(chunk)
+    except PacketError:
+        pass
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=60))
+def test_resume_and_ticket_parsers_garbage(data: bytes) -> None:
+    ring = TicketKeyRing()
+    ring.rotate(0.0, bytes(16))
+    try:
+        packet = parse_packet_untrusted(data, cid_length=0)
+        if isinstance(packet, HandshakePacket):
+            request = ResumeRequest.parse_untrusted(packet, data)
+            ring.open_untrusted(request.ticket, 0.0)
+            check_resumed_untrusted(packet, request, bytes(16))
+    except SessionError:
+        pass
+
+
+@settings(max_examples=150)
+@given(st.lists(st.binary(max_size=60), max_size=6))
+def test_endpoints_never_raise_on_garbage(datagrams: list[bytes]) -> None:
+    gateway = make_gateway()
+    device = DeviceSession(
+        handshake_factory=initiator_factory(), codec=WireCodec(), rng=random.Random(1)
+    )
+    device.connect(0.0)
+    for datagram in datagrams:
+        gateway.receive_datagram(datagram, ("192.0.2.1", 1), 0.0)
+        device.receive_datagram(datagram, 0.0)
+    stats = gateway.statistics()
+    assert sum(stats.dropped.values()) + stats.handshakes_in_progress == len(datagrams)

@@ -1,0 +1,345 @@
+"""Sessions under mobility, restarts, big operations, garbage and load (fake network, autojump)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable
+
+import pytest
+import trio
+
+from gateway import wire
+from gateway.session import (
+    MAX_RESUME_PACKET,
+    ChannelConfig,
+    DeviceSession,
+    GatewayConfig,
+    HandshakeKind,
+    OperationReceived,
+    PathMigrated,
+    PathValidated,
+    SessionEstablished,
+    SessionResumed,
+    TicketKeyRing,
+    TicketReceived,
+    WireCodec,
+)
+from gateway.session.mobility import AMPLIFICATION_FACTOR
+from tests.session.fakenet import FakeNetwork, LinkModel
+from tests.session.helpers import (
+    DEVICE_ADDRESS,
+    DEVICE_KID,
+    GATEWAY_ADDRESS,
+    DeviceNode,
+    Recorder,
+    initiator_factory,
+    make_device,
+    make_gateway,
+    run_gateway,
+)
+
+
+class AmplificationAudit:
+    """Checks the 3x bound for every gateway datagram to a not-yet-validated address."""
+
+    def __init__(self, gateway_ref: list[object]) -> None:
+        self.received: dict[Hashable, int] = {}
+        self.sent: dict[Hashable, int] = {}
+        self.checked = 0
+        self._gateway_ref = gateway_ref
+
+    def on_receive(self, data: bytes, source: Hashable) -> None:
+        self.received[source] = self.received.get(source, 0) + len(data)
+
+    def on_send(self, data: bytes, destination: Hashable) -> None:
+        self.sent[destination] = self.sent.get(destination, 0) + len(data)
+        gateway = self._gateway_ref[0]
+        if not gateway.address_validated(destination):  # type: ignore[attr-defined]
+            self.checked += 1
+            received = self.received.get(destination, 0)
+            assert self.sent[destination] <= AMPLIFICATION_FACTOR * received
+
+
+async def connect(node: DeviceNode, recorder: Recorder) -> bytes:
+    node.device.connect(trio.current_time())
+    node.poke()
+    while not recorder.of_type(SessionEstablished):
+        await trio.sleep(0.1)
+    while node.device.ticket is None:
+        await trio.sleep(0.1)
+    return recorder.by_session[-1][0]
+
+
+async def test_nat_rebinding_mid_stream_continues_and_respects_3x(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gateway = make_gateway()
+    audit = AmplificationAudit([gateway])
+    events = Recorder()
+    link = LinkModel(loss=0.1, duplicate=0.05, delay=0.1, jitter=0.1)
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=99, link=link)
+        nursery.start_soon(
+            run_gateway,
+            gateway,
+            net,
+            GATEWAY_ADDRESS,
+            events,
+            None,
+            audit.on_receive,
+            audit.on_send,
+        )
+        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        connection_id = await connect(node, events)
+        text = wire.TextContent("x" * 300)
+        for i in range(200):
+            if i == 100:
+                node.rebind(("203.0.113.9", 61000))  # the NAT gave the device a new port
+            node.device.send_operation(wire.Ping(id=i))
+            for _ in range(3):  # the gateway pushes more than it receives
+                gateway.send_operation(
+                    connection_id,
+                    wire.IncomingMessage(id=i, sender="a@b.c", timestamp=0, content=text),
+                )
+            node.poke()
+            net.notify(GATEWAY_ADDRESS)
+            await trio.sleep(0.1)
+        while len(events.pings()) < 200 or len(node.recorder.of_type(OperationReceived)) < 600:
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert events.pings() == list(range(200))
+    incoming = [e.message.id for e in node.recorder.of_type(OperationReceived)]  # type: ignore[attr-defined]
+    assert incoming == [i for i in range(200) for _ in range(3)]
+    migrated = events.of_type(PathMigrated)
+    assert [(m.old_address, m.new_address) for m in migrated] == [  # type: ignore[attr-defined]
+        (DEVICE_ADDRESS, ("203.0.113.9", 61000))
+    ]
+    assert events.of_type(PathValidated)
+    assert len(events.of_type(SessionEstablished)) == 1  # no new handshake
+    assert audit.checked > 0
+    assert gateway.statistics().amplification_held > 0  # the limit did bite
+
+
+async def test_replayed_record_from_another_address_does_not_migrate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gateway = make_gateway()
+    events = Recorder()
+    captured: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=5, link=LinkModel(delay=0.1))
+        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, events)
+        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        net.observer = lambda s, d, data: captured.append(data) if s == DEVICE_ADDRESS else None
+        await connect(node, events)
+        node.device.send_operation(wire.Ping(id=1))
+        node.poke()
+        await trio.sleep(1)
+        record = next(d for d in reversed(captured) if d[0] & 0x80 and not d[0] & 0x20)
+        before = gateway.statistics().dropped["replayed"]
+        net.inject(("192.0.2.66", 4444), GATEWAY_ADDRESS, record)
+        await trio.sleep(1)
+        assert gateway.statistics().dropped["replayed"] == before + 1
+        assert not events.of_type(PathMigrated)
+        assert gateway.session_address(events.by_session[0][0]) == DEVICE_ADDRESS
+        assert events.pings() == [1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_resumption_after_gateway_restart(autojump_clock: trio.testing.MockClock) -> None:
+    ring = TicketKeyRing()
+    first = make_gateway(ring)
+    first_events = Recorder()
+    sent_by_device: list[tuple[float, bytes]] = []
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=11, link=LinkModel(delay=0.1))
+        net.observer = lambda s, d, data: (
+            sent_by_device.append((trio.current_time(), data)) if d == GATEWAY_ADDRESS else None
+        )
+        with trio.CancelScope() as first_scope:
+            nursery.start_soon(run_gateway, first, net, GATEWAY_ADDRESS, first_events)
+            node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+            nursery.start_soon(node.run)
+            await trio.sleep(0)
+            await connect(node, first_events)
+            node.device.send_operation(wire.Ping(id=1))
+            node.poke()
+            await trio.sleep(2)
+            assert first_events.pings() == [1]
+        # The gateway process restarts: all session state is gone, only the ticket ring persists.
+        first_scope.cancel()
+        await trio.sleep(1)
+        second = make_gateway(ring, seed=5)
+        second_events = Recorder()
+        nursery.start_soon(run_gateway, second, net, GATEWAY_ADDRESS, second_events)
+        await trio.sleep(0)
+        node.device.send_operation(wire.Ping(id=2))  # old connection id: unknown after restart
+        node.poke()
+        while not node.recorder.of_type(SessionResumed):
+            await trio.sleep(0.05)
+        resumes = [(t, d) for t, d in sent_by_device if d[0] >> 4 == HandshakeKind.RESUME]
+        assert len(resumes) == 1
+        resume_time, resume_packet = resumes[0]
+        assert len(resume_packet) <= MAX_RESUME_PACKET
+        resumed_at = next(t for t, e in node.recorder.stamped if isinstance(e, SessionResumed))
+        assert resumed_at - resume_time == pytest.approx(0.2)  # one round trip of 2 x 0.1 s
+        while second_events.pings() != [2]:
+            await trio.sleep(0.1)
+        (resumed,) = second_events.of_type(SessionResumed)
+        assert resumed.peer_identity == DEVICE_KID  # type: ignore[attr-defined]
+        assert not second_events.of_type(SessionEstablished)  # no handshake needed
+        # Replays of the RESUME, from anywhere, create nothing.
+        for address in (("192.0.2.1", 9), DEVICE_ADDRESS):
+            net.inject(address, GATEWAY_ADDRESS, resume_packet)
+        await trio.sleep(1)
+        assert len(second.sessions()) == 1
+        assert second.statistics().dropped["replayed"] == 2
+        assert second.statistics().resumptions == 1
+        # A new ticket arrived in the resumed session, and the old one stays spent.
+        while node.device.ticket is None:
+            await trio.sleep(0.1)
+        third = make_gateway(ring, seed=6)
+        third.receive_datagram(resume_packet, ("192.0.2.1", 9), trio.current_time())
+        assert third.statistics().dropped["ticket_rejected"] == 1
+        assert third.sessions() == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_200_kb_operation_fragmented_and_reassembled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gateway = make_gateway()
+    events = Recorder()
+    payload = random.Random(3).randbytes(200 * 1024)
+    big_up = wire.SendMessage(
+        id=1, to="alice@example.com", content=wire.MimeContent("image/jpeg", payload)
+    )
+    big_down = wire.IncomingMessage(
+        id=9,
+        sender="alice@example.com",
+        timestamp=0,
+        content=wire.MimeContent("image/jpeg", payload[::-1]),
+    )
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=21, link=LinkModel(loss=0.1, delay=0.1, jitter=0.05))
+        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, events)
+        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        connection_id = await connect(node, events)
+        node.device.send_operation(big_up)
+        node.device.send_operation(wire.Ping(id=3))
+        gateway.send_operation(connection_id, big_down)
+        node.poke()
+        net.notify(GATEWAY_ADDRESS)
+        while len(events.of_type(OperationReceived)) < 2 or not node.recorder.of_type(
+            OperationReceived
+        ):
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [e.message for e in events.of_type(OperationReceived)] == [big_up, wire.Ping(id=3)]  # type: ignore[attr-defined]
+    assert [e.message for e in node.recorder.of_type(OperationReceived)] == [big_down]  # type: ignore[attr-defined]
+    assert net.counters.sent > 2 * len(payload) // 1232
+
+
+async def test_garbage_datagrams_are_counted_and_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gateway = make_gateway()
+    events = Recorder()
+    rng = random.Random(8)
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=3, link=LinkModel(delay=0.1, corrupt=0.05))
+        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, events)
+        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        connection_id = await connect(node, events)
+        garbage = [rng.randbytes(rng.randrange(0, 100)) for _ in range(300)]
+        garbage += [
+            b"\x81" + connection_id + rng.randbytes(20) for _ in range(50)
+        ]  # forged records
+        for i, datagram in enumerate(garbage):
+            net.inject(("198.51.100.200", 1000 + i % 7), GATEWAY_ADDRESS, datagram)
+            if i % 10 == 0:
+                node.device.send_operation(wire.Ping(id=i // 10))
+                node.poke()
+            await trio.sleep(0.01)
+        while len(events.pings()) < 35:
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert events.pings() == list(range(35))
+    dropped = gateway.statistics().dropped
+    assert dropped["authentication_failed"] >= 50
+    assert dropped["malformed"] > 0
+    assert dropped["unknown_connection"] > 0
+    assert sum(dropped.values()) >= len(garbage)
+
+
+async def test_stateless_retry_under_handshake_load(autojump_clock: trio.testing.MockClock) -> None:
+    gateway = make_gateway(config=GatewayConfig(retry_threshold=0))
+    events = Recorder()
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=4, link=LinkModel(delay=0.1))
+        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, events)
+        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        await connect(node, events)
+        stats = gateway.statistics()
+        assert stats.retries_sent == 1
+        assert stats.dropped["cookie_required"] == 1
+        assert gateway.address_validated(DEVICE_ADDRESS)
+        nursery.cancel_scope.cancel()
+
+
+def test_initial_flood_is_rate_limited_and_keeps_no_state() -> None:
+    gateway = make_gateway(config=GatewayConfig(retry_threshold=0))
+    device = DeviceSession(handshake_factory=initiator_factory(), codec=WireCodec())
+    for i in range(100):
+        device.state = device.state.__class__.IDLE
+        device.connect(0.0)
+        (initial,) = device.datagrams_to_send(0.0)
+        gateway.receive_datagram(initial, ("192.0.2.1", 5), i * 0.001)
+    stats = gateway.statistics()
+    assert stats.handshakes_in_progress == 0  # the retry keeps no state
+    assert stats.dropped["rate_limited"] > 0
+    assert stats.retries_sent + stats.dropped["rate_limited"] == 100
+    assert stats.retries_sent <= 10  # the per-address burst
+
+
+def test_keepalive_interval_floor() -> None:
+    with pytest.raises(ValueError, match="15 s"):
+        ChannelConfig(keepalive_interval=10.0)
+
+
+async def test_keepalives_only_when_configured(autojump_clock: trio.testing.MockClock) -> None:
+    gateway = make_gateway()
+    events = Recorder()
+    device_sends: list[float] = []
+    async with trio.open_nursery() as nursery:
+        net = FakeNetwork(nursery, seed=1, link=LinkModel(delay=0.1))
+        net.observer = lambda s, d, data: (
+            device_sends.append(trio.current_time()) if s == DEVICE_ADDRESS else None
+        )
+        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, events)
+        device = DeviceSession(
+            handshake_factory=initiator_factory(),
+            codec=WireCodec(),
+            config=ChannelConfig(keepalive_interval=25.0),
+            rng=random.Random(2),
+        )
+        node = DeviceNode(device, net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+        nursery.start_soon(node.run)
+        await trio.sleep(0)
+        await connect(node, events)
+        await trio.sleep(5)
+        quiet_since = device_sends[-1]
+        device_sends.clear()
+        await trio.sleep(100)
+        assert device_sends == [pytest.approx(quiet_since + 25.0 * k) for k in (1, 2, 3, 4)]
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,172 @@
+"""The trio adapters over real loopback sockets and over trio.testing.memory_stream_pair."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+
+from gateway import wire
+from gateway.session import (
+    ChannelConfig,
+    DeviceSession,
+    GatewayConfig,
+    GatewaySessions,
+    OperationReceived,
+    SessionEstablished,
+    TicketKeyRing,
+    WireCodec,
+)
+from gateway.transport import (
+    DeviceDriver,
+    SessionEvent,
+    StreamGateway,
+    TcpListener,
+    UdpEndpoint,
+    run_device_over_stream,
+    run_device_over_udp,
+)
+from tests.session.helpers import initiator_factory, responder_factory
+
+OPERATIONS = 50
+
+
+def _core(*, stream: bool) -> GatewaySessions:
+    return GatewaySessions(
+        handshake_factory=responder_factory(),
+        codec=WireCodec(),
+        ticket_keys=TicketKeyRing(),
+        config=GatewayConfig(channel=ChannelConfig(stream=stream)),
+        rng=random.Random(3),
+    )
+
+
+def _device(*, stream: bool) -> DeviceDriver:
+    session = DeviceSession(
+        handshake_factory=initiator_factory(),
+        codec=WireCodec(),
+        config=ChannelConfig(stream=stream),
+        rng=random.Random(4),
+    )
+    return DeviceDriver(session)
+
+
+async def _exchange(
+    gateway_events: trio.MemoryReceiveChannel[SessionEvent],
+    send_to_device: Callable[[bytes, object], int],
+    device: DeviceDriver,
+) -> None:
+    """Handshake, then OPERATIONS pings each way; asserts exactly once and in order."""
+    device.connect()
+    connection_id = b""
+    async for item in gateway_events:
+        if isinstance(item.event, SessionEstablished):
+            connection_id = item.connection_id
+            break
+    received_by_gateway: list[int] = []
+    received_by_device: list[int] = []
+    for i in range(OPERATIONS):
+        device.send_operation(wire.Ping(id=i))
+        send_to_device(connection_id, wire.Ping(id=1000 + i))
+    async for item in gateway_events:
+        if isinstance(item.event, OperationReceived):
+            assert isinstance(item.event.message, wire.Ping)
+            received_by_gateway.append(item.event.message.id)
+            if len(received_by_gateway) == OPERATIONS:
+                break
+    async for event in device.events:
+        if isinstance(event, OperationReceived):
+            assert isinstance(event.message, wire.Ping)
+            received_by_device.append(event.message.id)
+            if len(received_by_device) == OPERATIONS:
+                break
+    assert received_by_gateway == list(range(OPERATIONS))
+    assert received_by_device == [1000 + i for i in range(OPERATIONS)]
+
+
+async def test_tcp_session_over_memory_stream_pair() -> None:
+    gateway = StreamGateway(_core(stream=True))
+    device = _device(stream=True)
+    gateway_side, device_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.driver.run_timers)
+        nursery.start_soon(gateway.serve_stream, gateway_side)
+        nursery.start_soon(run_device_over_stream, device, device_side)
+        with trio.fail_after(30):
+            await _exchange(gateway.events, gateway.send_operation, device)
+        stats = gateway.statistics()
+        assert stats.core.sessions == 1
+        assert stats.core.retransmissions == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_framing_error_ends_only_that_connection() -> None:
+    gateway = StreamGateway(_core(stream=True))
+    gateway_side, attacker = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.driver.run_timers)
+        nursery.start_soon(gateway.serve_stream, gateway_side)
+        await attacker.send_all(b"\x00\x00garbage")  # zero length prefix: framing lost
+        with trio.fail_after(5):
+            assert await attacker.receive_some() == b""  # the gateway closed it
+        assert gateway.statistics().dropped == {"bad_framing": 1}
+        device = _device(stream=True)
+        gateway_side2, device_side2 = trio.testing.memory_stream_pair()
+        nursery.start_soon(gateway.serve_stream, gateway_side2)
+        nursery.start_soon(run_device_over_stream, device, device_side2)
+        with trio.fail_after(30):
+            await _exchange(gateway.events, gateway.send_operation, device)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_tcp_listener_over_loopback(host: str) -> None:
+    listener = TcpListener(_core(stream=True), host=host, port=0)
+    device = _device(stream=True)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(listener.serve)
+        stream = await trio.open_tcp_stream(host, address[1])
+        nursery.start_soon(run_device_over_stream, device, stream)
+        with trio.fail_after(30):
+            await _exchange(listener.events, listener.send_operation, device)
+        await listener.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_udp_endpoint_over_loopback(host: str) -> None:
+    endpoint = UdpEndpoint(_core(stream=False), host=host, port=0)
+    device = _device(stream=False)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(endpoint.serve)
+        nursery.start_soon(run_device_over_udp, device, (host, address[1]))
+        with trio.fail_after(30):
+            await _exchange(endpoint.events, endpoint.send_operation, device)
+        # Garbage and oversized datagrams are counted and dropped; the loop goes on.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        attacker = trio.socket.socket(family, socket.SOCK_DGRAM)
+        with attacker:
+            await attacker.sendto(b"\x00", (host, address[1]))
+            await attacker.sendto(b"\x81" + bytes(4000), (host, address[1]))
+            await attacker.sendto(b"\x7f\x01", (host, address[1]))
+            with trio.fail_after(10):
+                while True:
+                    stats = endpoint.statistics()
+                    dropped = stats.core.dropped["malformed"] + stats.dropped.get("too_large", 0)
+                    if dropped >= 3:
+                        break
+                    await trio.sleep(0.01)
+        assert stats.dropped.get("too_large") == 1
+        assert stats.core.dropped["malformed"] == 2
+        device.send_operation(wire.Ping(id=77))
+        with trio.fail_after(10):
+            async for item in endpoint.events:
+                if isinstance(item.event, OperationReceived):
+                    assert item.event.message == wire.Ping(id=77)
+                    break
+        await endpoint.aclose()
+        nursery.cancel_scope.cancel()
