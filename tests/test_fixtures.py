@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from tests.conftest import MakePerson
-from tests.support.prosody import ProsodyServer
+from tests.support.prosody import ProsodyError, ProsodyServer
 
 TIMEOUT = 20  # seconds of real time for the real network; never slept
 
@@ -56,10 +57,8 @@ async def test_restart_keeps_accounts_and_ports(
         assert person.jid == account.jid
 
 
-def test_stop_leaves_no_process(tmp_path_factory: object) -> None:
-    import pytest
+def test_stop_leaves_no_process(tmp_path_factory: pytest.TempPathFactory) -> None:
 
-    assert isinstance(tmp_path_factory, pytest.TempPathFactory)
     server = ProsodyServer(tmp_path_factory.mktemp("prosody-stop"))
     server.start()
     pid = server.pid
@@ -71,14 +70,19 @@ def test_stop_leaves_no_process(tmp_path_factory: object) -> None:
     server.stop()  # idempotent
 
 
-def test_failed_start_leaves_no_process(tmp_path_factory: object) -> None:
-    import pytest
+def test_failed_start_leaves_no_process(tmp_path_factory: pytest.TempPathFactory) -> None:
 
-    from tests.support.prosody import ProsodyError
-
-    assert isinstance(tmp_path_factory, pytest.TempPathFactory)
     server = ProsodyServer(tmp_path_factory.mktemp("prosody-bad"))
     server.config_path.write_text("this is not lua {", "utf-8")
     with pytest.raises(ProsodyError, match="exited during start-up"):
         server.start()
     assert server.running_processes() == []
+
+
+def test_missing_prosody_is_a_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
+    with pytest.raises(ProsodyError, match="apt-get install prosody"):
+        ProsodyServer(tmp_path_factory.mktemp("prosody-missing"))

@@ -4,7 +4,7 @@ resolution, EAD checks, error-message handling and the exporter (RFC 9528 §4.2,
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.edhoc import cbor
@@ -25,7 +25,8 @@ from gateway.edhoc.errors import (
 from gateway.edhoc.key_schedule import KEY_UPDATE, PRK_EXPORTER, edhoc_kdf
 from gateway.edhoc.messages import (
     EadItem,
-    decode_error_untrusted,
+    check_error_info_untrusted,
+    decode_error_shape_untrusted,
     suites_from_value_untrusted,
     unknown_credential_error,
     unspecified_error,
@@ -49,7 +50,7 @@ class Injection:
     Production code never passes one.
     """
 
-    ephemeral_private_key: bytes | None = None
+    ephemeral_private_key: bytes | None = field(default=None, repr=False)
     suites_i: Sequence[int] | None = None
     trace: dict[str, bytes] | None = None
 
@@ -142,7 +143,16 @@ class Endpoint:
 
     def _raise_peer_error(self, data: bytes) -> None:
         """Turn a received EDHOC error message into :class:`PeerReportedError` (§6)."""
-        error = decode_error_untrusted(data)
+        error = decode_error_shape_untrusted(data)
+        try:
+            check_error_info_untrusted(error)
+        except MessageDecodeError as exc:
+            # Still an error message (Figure 9): abort, and answer nothing (§6).
+            raise PeerReportedError(
+                f"the peer sent a malformed EDHOC error message with code {error.code}",
+                err_code=error.code,
+                err_info=error.info,
+            ) from exc
         if error.code == ErrorCode.WRONG_SELECTED_CIPHER_SUITE:
             raise CipherSuiteRejectedError(
                 "the Responder rejected the selected cipher suite",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
@@ -225,6 +226,8 @@ def parse_x509_untrusted(der: bytes) -> Credential:
     try:
         certificate = x509.load_der_x509_certificate(der)
         key = certificate.public_key()
+    except UnsupportedAlgorithm as exc:  # e.g. an unknown key algorithm or curve OID
+        raise MessageDecodeError("certificate key algorithm not supported") from exc
     except (ValueError, TypeError) as exc:
         raise MessageDecodeError("not a DER X.509 certificate") from exc
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw

@@ -183,6 +183,8 @@ class Initiator(Endpoint):
             salt_3e2m = edhoc_kdf(crypto, prk_2e, key_schedule.SALT_3E2M, th_2, 32)
             g_rx = crypto.ecdh(params.ecdh_curve, self._x, credential.public_key)
             prk_3e2m = crypto.hkdf_extract(salt_3e2m, g_rx)
+            self._note("SALT_3e2m", salt_3e2m)
+            self._note("G_RX", g_rx)
         ead_2 = self._encode_ead(decoded.ead)
         context_2 = key_schedule.mac_context(
             encode_identifier(decoded.c_r),
@@ -193,12 +195,15 @@ class Initiator(Endpoint):
         )
         mac_length_2 = 32 if self.method.responder_signs else params.mac_length
         mac_2 = edhoc_kdf(crypto, prk_3e2m, key_schedule.MAC_2, context_2, mac_length_2)
+        self._note("G_Y", g_y)
+        self._note("context_2", context_2)
         self._note("PRK_3e2m", prk_3e2m)
         self._note("MAC_2", mac_2)
         if self.method.responder_signs:
             to_be_signed = key_schedule.sig_structure(
                 decoded.id_cred_r.encoded, th_2, credential.encoded, ead_2, mac_2
             )
+            self._note("Message to be signed 2", to_be_signed)
             crypto.verify(
                 params.signature, credential.public_key, to_be_signed, decoded.signature_or_mac_2
             )
@@ -233,6 +238,8 @@ class Initiator(Endpoint):
             salt_4e3m = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.SALT_4E3M, th_3, 32)
             g_iy = crypto.ecdh(params.ecdh_curve, own.private_key, self._g_y)
             prk_4e3m = crypto.hkdf_extract(salt_4e3m, g_iy)
+            self._note("SALT_4e3m", salt_4e3m)
+            self._note("G_IY", g_iy)
         id_cred_i = own.id_cred(self._transfer)
         ead_3 = self._encode_ead(ead)
         context_3 = key_schedule.mac_context(None, id_cred_i, th_3, own.encoded, ead_3)
@@ -240,6 +247,7 @@ class Initiator(Endpoint):
         mac_3 = edhoc_kdf(crypto, prk_4e3m, key_schedule.MAC_3, context_3, mac_length_3)
         if self.method.initiator_signs:
             to_be_signed = key_schedule.sig_structure(id_cred_i, th_3, own.encoded, ead_3, mac_3)
+            self._note("Message to be signed 3", to_be_signed)
             signature_or_mac_3 = crypto.sign(params.signature, own.private_key, to_be_signed)
         else:
             signature_or_mac_3 = mac_3
@@ -250,21 +258,23 @@ class Initiator(Endpoint):
         )
         k_3 = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.K_3, th_3, params.key_length)
         iv_3 = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.IV_3, th_3, params.iv_length)
-        ciphertext_3 = crypto.encrypt(
-            params, k_3, iv_3, key_schedule.enc_structure(th_3), plaintext_3
-        )
+        a_3 = key_schedule.enc_structure(th_3)
+        ciphertext_3 = crypto.encrypt(params, k_3, iv_3, a_3, plaintext_3)
         message_3 = cbor.encode_bstr(ciphertext_3)
         th_4 = key_schedule.th_next(crypto, th_3, plaintext_3, own.encoded)
         self._prk_4e3m = prk_4e3m
         self._th_4 = th_4
         self._set_prk_out(edhoc_kdf(crypto, prk_4e3m, key_schedule.PRK_OUT, th_4, 32))
         for name, value in (
+            ("context_3", context_3),
             ("PRK_4e3m", prk_4e3m),
             ("MAC_3", mac_3),
             ("Signature_or_MAC_3", signature_or_mac_3),
             ("PLAINTEXT_3", plaintext_3),
             ("K_3", k_3),
             ("IV_3", iv_3),
+            ("A_3", a_3),
+            ("CIPHERTEXT_3", ciphertext_3),
             ("message_3", message_3),
             ("TH_4", th_4),
         ):
@@ -287,8 +297,15 @@ class Initiator(Endpoint):
         ciphertext_4 = decode_single_bstr_untrusted(data, "message_4")
         k_4 = edhoc_kdf(crypto, self._prk_4e3m, key_schedule.K_4, self._th_4, params.key_length)
         iv_4 = edhoc_kdf(crypto, self._prk_4e3m, key_schedule.IV_4, self._th_4, params.iv_length)
-        plaintext_4 = crypto.decrypt(
-            params, k_4, iv_4, key_schedule.enc_structure(self._th_4), ciphertext_4
-        )
+        a_4 = key_schedule.enc_structure(self._th_4)
+        plaintext_4 = crypto.decrypt(params, k_4, iv_4, a_4, ciphertext_4)
+        for name, value in (
+            ("K_4", k_4),
+            ("IV_4", iv_4),
+            ("A_4", a_4),
+            ("CIPHERTEXT_4", ciphertext_4),
+            ("PLAINTEXT_4", plaintext_4),
+        ):
+            self._note(name, value)
         ead = decode_plaintext_4_untrusted(plaintext_4, max_ead_items=self._max_ead_items)
         return [Message4Received(self._check_ead(ead))]

@@ -27,10 +27,14 @@ PRK_EXPORTER = 10
 KEY_UPDATE = 11
 
 
+def kdf_info(label: int, context: bytes, length: int) -> bytes:
+    """``info = (label: int, context: bstr, length: uint)`` as a CBOR sequence (§4.1.2)."""
+    return cbor.encode_int(label) + cbor.encode_bstr(context) + cbor.encode_int(length)
+
+
 def edhoc_kdf(crypto: Crypto, prk: bytes, label: int, context: bytes, length: int) -> bytes:
     """EDHOC_KDF (RFC 9528 §4.1.2) for SHA-2 suites."""
-    info = cbor.encode_int(label) + cbor.encode_bstr(context) + cbor.encode_int(length)
-    return crypto.hkdf_expand(prk, info, length)
+    return crypto.hkdf_expand(prk, kdf_info(label, context, length), length)
 
 
 def transcript_hash(crypto: Crypto, *parts: bytes) -> bytes:

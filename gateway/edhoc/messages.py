@@ -253,8 +253,12 @@ def unknown_credential_error() -> bytes:
     return ErrorMessage(ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED, True).encode()
 
 
-def decode_error_untrusted(data: bytes) -> ErrorMessage:
-    """Decode an error message: exactly ERR_CODE and ERR_INFO, with ERR_INFO typed per code."""
+def decode_error_shape_untrusted(data: bytes) -> ErrorMessage:
+    """Decode ``(ERR_CODE: int, ERR_INFO: any)`` (Figure 9) without judging ERR_INFO's type.
+
+    Whatever has this shape is an error message, even with an ERR_INFO of the wrong type, and
+    must not be answered with another one (§6: errors reply to non-error messages only).
+    """
     reader = Reader(data)
     code = reader.read()
     if not is_int(code):
@@ -262,11 +266,22 @@ def decode_error_untrusted(data: bytes) -> ErrorMessage:
     info = reader.read()
     if not reader.at_end():
         raise MessageDecodeError("trailing data after ERR_INFO")
-    if code == ErrorCode.UNSPECIFIED_ERROR and not isinstance(info, str):
-        raise MessageDecodeError("ERR_INFO of error code 1 must be text")
-    if code == ErrorCode.WRONG_SELECTED_CIPHER_SUITE:
-        suites_from_value_untrusted(info)
-    if code == ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED and info is not True:
-        raise MessageDecodeError("ERR_INFO of error code 3 must be true")
     assert isinstance(code, int)
     return ErrorMessage(code, info)
+
+
+def check_error_info_untrusted(error: ErrorMessage) -> None:
+    """Raise :class:`MessageDecodeError` unless ERR_INFO has the type its code needs (Figure 10)."""
+    if error.code == ErrorCode.UNSPECIFIED_ERROR and not isinstance(error.info, str):
+        raise MessageDecodeError("ERR_INFO of error code 1 must be text")
+    if error.code == ErrorCode.WRONG_SELECTED_CIPHER_SUITE:
+        suites_from_value_untrusted(error.info)
+    if error.code == ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED and error.info is not True:
+        raise MessageDecodeError("ERR_INFO of error code 3 must be true")
+
+
+def decode_error_untrusted(data: bytes) -> ErrorMessage:
+    """Decode an error message: exactly ERR_CODE and ERR_INFO, with ERR_INFO typed per code."""
+    error = decode_error_shape_untrusted(data)
+    check_error_info_untrusted(error)
+    return error

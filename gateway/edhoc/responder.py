@@ -90,11 +90,13 @@ class Responder(Endpoint):
 
     def _suites_r(self, suites_i: Sequence[int]) -> list[int] | None:
         """SUITES_R when the selected suite must be refused, else ``None`` (§5.2.3, §6.3)."""
-        first_supported = next((i for i, s in enumerate(suites_i) if s in self._suites), None)
+        first_supported = next((s for s in suites_i if s in self._suites), None)
         if first_supported is None:
             return list(self._suites)
-        if first_supported != len(suites_i) - 1:
-            return [suites_i[first_supported]]
+        # Compared by value (§6.3.1: "the first cipher suite in SUITES_I that the Responder also
+        # supports"), so a SUITES_I that repeats the selected suite is not refused forever.
+        if first_supported != suites_i[-1]:
+            return [first_supported]
         return None
 
     def _process_message_1(self, data: bytes) -> list[Message1Received]:
@@ -130,6 +132,7 @@ class Responder(Endpoint):
         else:
             self._y, self._g_y = crypto.generate_key_pair(params.ecdh_curve)
         self._g_xy = crypto.ecdh(params.ecdh_curve, self._y, message.g_x)
+        self._note("G_XY", self._g_xy)
         self._g_x = message.g_x
         self._message_1 = data
         self.method, self.suite, self.c_i = method, suite, message.c_i
@@ -156,6 +159,8 @@ class Responder(Endpoint):
             salt_3e2m = edhoc_kdf(crypto, prk_2e, key_schedule.SALT_3E2M, th_2, 32)
             g_rx = crypto.ecdh(params.ecdh_curve, own.private_key, self._g_x)
             prk_3e2m = crypto.hkdf_extract(salt_3e2m, g_rx)
+            self._note("SALT_3e2m", salt_3e2m)
+            self._note("G_RX", g_rx)
         id_cred_r = own.id_cred(self._transfer)
         ead_2 = self._encode_ead(ead)
         c_r = encode_identifier(self.c_r)
@@ -164,6 +169,7 @@ class Responder(Endpoint):
         mac_2 = edhoc_kdf(crypto, prk_3e2m, key_schedule.MAC_2, context_2, mac_length_2)
         if self.method.responder_signs:
             to_be_signed = key_schedule.sig_structure(id_cred_r, th_2, own.encoded, ead_2, mac_2)
+            self._note("Message to be signed 2", to_be_signed)
             signature_or_mac_2 = crypto.sign(params.signature, own.private_key, to_be_signed)
         else:
             signature_or_mac_2 = mac_2
@@ -180,7 +186,9 @@ class Responder(Endpoint):
         self._th_3 = key_schedule.th_next(crypto, th_2, plaintext_2, own.encoded)
         del self._g_xy
         for name, value in (
+            ("G_Y", self._g_y),
             ("TH_2", th_2),
+            ("context_2", context_2),
             ("PRK_2e", prk_2e),
             ("PRK_3e2m", prk_3e2m),
             ("MAC_2", mac_2),
@@ -213,9 +221,16 @@ class Responder(Endpoint):
         ciphertext_3 = decode_single_bstr_untrusted(data, "message_3")
         k_3 = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.K_3, th_3, params.key_length)
         iv_3 = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.IV_3, th_3, params.iv_length)
-        plaintext_3 = crypto.decrypt(
-            params, k_3, iv_3, key_schedule.enc_structure(th_3), ciphertext_3
-        )
+        a_3 = key_schedule.enc_structure(th_3)
+        plaintext_3 = crypto.decrypt(params, k_3, iv_3, a_3, ciphertext_3)
+        for name, value in (
+            ("K_3", k_3),
+            ("IV_3", iv_3),
+            ("A_3", a_3),
+            ("CIPHERTEXT_3", ciphertext_3),
+            ("PLAINTEXT_3", plaintext_3),
+        ):
+            self._note(name, value)
         decoded = decode_plaintext_3_untrusted(plaintext_3, max_ead_items=self._max_ead_items)
         ead = self._check_ead(decoded.ead)
         expected_curve = (
@@ -228,6 +243,8 @@ class Responder(Endpoint):
             salt_4e3m = edhoc_kdf(crypto, self._prk_3e2m, key_schedule.SALT_4E3M, th_3, 32)
             g_iy = crypto.ecdh(params.ecdh_curve, self._y, credential.public_key)
             prk_4e3m = crypto.hkdf_extract(salt_4e3m, g_iy)
+            self._note("SALT_4e3m", salt_4e3m)
+            self._note("G_IY", g_iy)
         ead_3 = self._encode_ead(decoded.ead)
         context_3 = key_schedule.mac_context(
             None, decoded.id_cred_i.encoded, th_3, credential.encoded, ead_3
@@ -238,6 +255,7 @@ class Responder(Endpoint):
             to_be_signed = key_schedule.sig_structure(
                 decoded.id_cred_i.encoded, th_3, credential.encoded, ead_3, mac_3
             )
+            self._note("Message to be signed 3", to_be_signed)
             crypto.verify(
                 params.signature, credential.public_key, to_be_signed, decoded.signature_or_mac_3
             )
@@ -248,6 +266,7 @@ class Responder(Endpoint):
         self._th_4 = th_4
         self._set_prk_out(edhoc_kdf(crypto, prk_4e3m, key_schedule.PRK_OUT, th_4, 32))
         del self._y
+        self._note("context_3", context_3)
         self._note("PRK_4e3m", prk_4e3m)
         self._note("MAC_3", mac_3)
         self._note("TH_4", th_4)
@@ -269,11 +288,17 @@ class Responder(Endpoint):
         crypto = self._crypto
         k_4 = edhoc_kdf(crypto, self._prk_4e3m, key_schedule.K_4, self._th_4, params.key_length)
         iv_4 = edhoc_kdf(crypto, self._prk_4e3m, key_schedule.IV_4, self._th_4, params.iv_length)
-        ciphertext_4 = crypto.encrypt(
-            params, k_4, iv_4, key_schedule.enc_structure(self._th_4), self._encode_ead(ead)
-        )
+        a_4 = key_schedule.enc_structure(self._th_4)
+        plaintext_4 = self._encode_ead(ead)
+        ciphertext_4 = crypto.encrypt(params, k_4, iv_4, a_4, plaintext_4)
         message_4 = cbor.encode_bstr(ciphertext_4)
-        self._note("K_4", k_4)
-        self._note("IV_4", iv_4)
-        self._note("message_4", message_4)
+        for name, value in (
+            ("K_4", k_4),
+            ("IV_4", iv_4),
+            ("A_4", a_4),
+            ("PLAINTEXT_4", plaintext_4),
+            ("CIPHERTEXT_4", ciphertext_4),
+            ("message_4", message_4),
+        ):
+            self._note(name, value)
         return message_4

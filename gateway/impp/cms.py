@@ -114,6 +114,7 @@ class FailureReason(enum.StrEnum):
     DECREASING_TIMESTAMP = "decreasing-timestamp"
     REPLAYED = "replayed"
     REPLAY_MEMORY_FULL = "replay-memory-full"
+    CONTENT_MISMATCH = "content-mismatch"  # the stanza says something its signed object does not
 
 
 class SignatureError(ImppError):

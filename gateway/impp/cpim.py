@@ -38,7 +38,7 @@ always writes UTC with ``Z``, as RFC 3923 §6.9 asks of timestamps that get sign
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.impp.address import ImppAddress
@@ -254,7 +254,7 @@ class CpimMessage:
 
     headers: tuple[CpimHeader, ...]
     content_headers: tuple[tuple[str, str], ...]
-    body: bytes
+    body: bytes = field(repr=False)  # message text never goes to logs through repr()
     mime_headers: tuple[tuple[str, str], ...] = (("Content-type", "Message/CPIM"),)
 
     def __post_init__(self) -> None:

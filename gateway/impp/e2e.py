@@ -14,10 +14,14 @@ Inbound, :class:`E2eVerifier` turns a stanza into one compact :class:`Verificati
 2. the sender's JID (``from``, resource ignored) must be named by the certificate, as an
    id-on-xmppAddr or ``im:``/``pres:`` URI (§6.3); so must the object's own sender (CPIM ``From``,
    PIDF ``entity``); if a recipient is given, a CPIM object must be addressed to it;
-3. the object's timestamp (CPIM ``DateTime``, else the CMS signingTime) must be within five minutes
-   of ``now`` (§6.9, first rule);
+3. the object's timestamp (CPIM ``DateTime``, else the CMS signingTime; for PIDF the later of the
+   signingTime and the latest tuple ``<timestamp>``) must be within five minutes of ``now`` (§6.9,
+   first rule);
 4. the same signature must not have been accepted before (replay), and the timestamp must be greater
-   than any accepted from the same sender in the last ten minutes (§6.9, second rule).
+   than any accepted from the same sender in the last ten minutes (§6.9, second rule);
+5. (:meth:`E2eVerifier.verify_stanza`) a ``<message/>`` must carry a signed Message/CPIM and a
+   ``<presence/>`` a signed PIDF, and a plain ``<body/>`` beside ``<e2e/>`` must be the signed
+   text: the body is not signed, so VERIFIED must not vouch for a body somebody swapped in.
 
 Only objects that pass every check are remembered, as §6.9 says. Remembered signatures are kept
 until their timestamp leaves the window (a replay after that fails rule 3); when the bounded memory
@@ -235,7 +239,18 @@ class E2eVerifier:
             sender = ImppAddress.parse(sender_text)
         except ImppError:
             return self._failure(FailureReason.MALFORMED)
-        return self.verify_entity(entity, sender=sender, now=now, recipient=recipient)
+        kind = stanza.tag.rpartition("}")[2]
+        bodies = [child for child in stanza if child.tag.rpartition("}")[2] == "body"]
+        if kind not in _SIGNED_TYPE_OF_STANZA or len(bodies) > 1 or any(len(b) for b in bodies):
+            return self._failure(FailureReason.CONTENT_MISMATCH)
+        return self.verify_entity(
+            entity,
+            sender=sender,
+            now=now,
+            recipient=recipient,
+            content_type=_SIGNED_TYPE_OF_STANZA[kind],
+            plain_body=(bodies[0].text or "") if bodies else None,
+        )
 
     def verify_entity(
         self,
@@ -244,14 +259,26 @@ class E2eVerifier:
         sender: ImppAddress,
         now: float,
         recipient: ImppAddress | None = None,
+        content_type: str | None = None,
+        plain_body: str | None = None,
     ) -> VerificationResult:
-        """Check a signed ``multipart/signed`` entity said to come from ``sender``."""
+        """Check a signed ``multipart/signed`` entity said to come from ``sender``.
+
+        ``content_type``, when given, is the media type the signed object must have (a
+        ``<message/>`` carries Message/CPIM, a ``<presence/>`` PIDF). ``plain_body``, when
+        given, is the text of the stanza's plain ``<body/>``: it must be the signed object's
+        text, so that VERIFIED also covers the text a device is shown (else
+        ``content-mismatch``).
+        """
         self._forget_expired(now)
         try:
             verified = verify_multipart_signed_untrusted(
                 signed_entity, self._trust_store, now=now, max_size=self._max_entity_size
             )
+            _check_content_type(verified, content_type)
             timestamp = self._check_names_and_timestamp(verified, sender, recipient)
+            if plain_body is not None:
+                _check_plain_body(verified, plain_body)
         except SignatureError as exc:
             return self._failure(exc.reason)
         if timestamp is None:
@@ -304,9 +331,14 @@ class E2eVerifier:
             if moment is not None:
                 timestamp = moment.timestamp()
         elif verified.content_type == "application/pidf+xml":
-            entity = _pidf_entity(verified.body)
+            entity, latest = _pidf_entity_and_timestamp(verified.body)
             if entity.bare not in named:
                 raise SignatureError("PIDF entity is not the certificate's name", reason=_MISMATCH)
+            # The later of the two signed times: the tuple <timestamp> has the sub-second
+            # precision that ordering needs (the signingTime has whole seconds), but a tuple
+            # may legitimately date an old status change, so it never makes an object older.
+            if latest is not None and (timestamp is None or latest > timestamp):
+                timestamp = latest
         return timestamp
 
     def _forget_expired(self, now: float) -> None:
@@ -331,11 +363,54 @@ class E2eVerifier:
 
 
 _MISMATCH = FailureReason.NAME_MISMATCH
+_SIGNED_TYPE_OF_STANZA = {"message": "message/cpim", "presence": "application/pidf+xml"}
 
 
-def _pidf_entity(body: bytes) -> ImppAddress:
-    """The ``entity`` of a signed PIDF document (RFC 3863 §4.1.1)."""
+def _check_content_type(verified: VerifiedEntity, content_type: str | None) -> None:
+    """A ``<message/>`` carries signed Message/CPIM and a ``<presence/>`` signed PIDF."""
+    if content_type is not None and verified.content_type != content_type:
+        raise SignatureError(
+            f"a stanza that should carry {content_type} carries another signed object",
+            reason=FailureReason.CONTENT_MISMATCH,
+        )
+
+
+def _lines(text: str) -> str:
+    """Text with every line break as LF: XML transport turns CRLF into LF (XML 1.0 §2.11)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_plain_body(verified: VerifiedEntity, plain_body: str) -> None:
+    """The stanza's plain ``<body/>`` must be the signed Message/CPIM text (RFC 3923 §3.1).
+
+    The plain body is not covered by the signature; a flag saying VERIFIED beside a body that
+    differs from the signed text would vouch for words the sender never signed.
+    """
     try:
-        return parse_pidf_untrusted(body).entity_address
+        message = parse_cpim_untrusted(verified.content, with_mime_headers=True)
+        media_type, parameters = message.content_type
+        charset = parameters.get("charset", "utf-8").lower()
+        signed_text = message.body.decode("utf-8") if charset in ("utf-8", "us-ascii") else None
+    except (ImppError, UnicodeDecodeError) as exc:
+        raise SignatureError("the signed Message/CPIM is malformed") from exc
+    if media_type != "text/plain" or signed_text is None:
+        raise SignatureError(
+            "a plain <body/> beside a signed object that is not text",
+            reason=FailureReason.CONTENT_MISMATCH,
+        )
+    if _lines(signed_text).strip() != _lines(plain_body).strip():
+        raise SignatureError(
+            "the plain <body/> is not the signed text", reason=FailureReason.CONTENT_MISMATCH
+        )
+
+
+def _pidf_entity_and_timestamp(body: bytes) -> tuple[ImppAddress, float | None]:
+    """The ``entity`` of a signed PIDF document (RFC 3863 §4.1.1) and its latest tuple
+    ``<timestamp>`` (RFC 3923 §6.9), or None when no tuple carries one."""
+    try:
+        document = parse_pidf_untrusted(body)
+        entity = document.entity_address
     except ImppError as exc:
         raise SignatureError("the signed PIDF document is malformed") from exc
+    stamps = [t.timestamp.timestamp() for t in document.tuples if t.timestamp is not None]
+    return entity, (max(stamps) if stamps else None)

@@ -50,7 +50,8 @@ class CpimError(ImppError):
 
 class PidfError(ImppError):
     """A PIDF presence document (RFC 3863) is malformed, unsafe, too large, or cannot be
-    encoded (including a ``mustUnderstand`` extension this implementation does not know)."""
+    encoded. (An unknown ``mustUnderstand`` extension is not an error: RFC 3863 §4.2.3 has the
+    element that encloses it ignored, see :mod:`gateway.impp.pidf`.)"""
 
 
 class MappingError(ImppError):

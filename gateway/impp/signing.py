@@ -7,8 +7,10 @@ into the stanza children ``<body/>`` (plain text, for clients that ignore RFC 39
 
 RFC 3923 §6.9 makes the *sender* keep its timestamps increasing: the signer gives a message
 without ``DateTime`` the time ``now``, and moves a ``DateTime`` that is not later than the last
-one it signed for that device one microsecond past it. The object must name the device as its
-sender (CPIM ``From``, PIDF ``entity``); signing for anybody else is refused as local misuse.
+one it signed for that device one microsecond past it. Presence gets the same treatment through
+its tuples' ``<timestamp>``; messages and presence of one device share one increasing sequence.
+The object must name the device as its sender (CPIM ``From``, PIDF ``entity``); signing for
+anybody else is refused as local misuse.
 Inbound checks are :class:`gateway.impp.e2e.E2eVerifier`; :func:`verify_inbound` is its shortcut.
 """
 
@@ -87,6 +89,7 @@ class OnBehalfSigner:
             raise SignatureError(
                 "a device may only sign presence whose entity is its own address", remote=False
             )
+        document = self._stamp_presence(credential.address.bare, document, now)
         signed = sign_multipart(
             mime_entity(PIDF_CONTENT_TYPE, document.to_bytes()),
             private_key=credential.private_key,
@@ -95,14 +98,53 @@ class OnBehalfSigner:
         )
         return build_e2e_element(signed)
 
-    def _stamp(self, device: ImppAddress, message: CpimMessage, now: float) -> CpimMessage:
-        """The message with a DateTime later than the last one signed for ``device``."""
-        current = message.date_time
-        wanted = current or datetime.datetime.fromtimestamp(now, datetime.UTC)
+    def _next_timestamp(self, device: ImppAddress, wanted: datetime.datetime) -> datetime.datetime:
+        """``wanted``, or just past the last timestamp signed for ``device`` if not later.
+
+        Messages and presence share one sequence per device: a receiver orders them together
+        (RFC 3923 §6.9 keys the check on the sender, not on the stanza kind).
+        """
         last = self._last_timestamp.get(device)
         if last is not None and wanted <= last:
             wanted = last + _ONE_MICROSECOND
         self._last_timestamp[device] = wanted
+        return wanted
+
+    def _stamp_presence(
+        self, device: ImppAddress, document: PidfDocument, now: float
+    ) -> PidfDocument:
+        """The document with its latest tuple ``<timestamp>`` later than the last one signed.
+
+        RFC 3923 §6.9 puts the anti-replay timestamp of presence in the PIDF object, and a
+        PIDF timestamp lives in a tuple (RFC 3863 §4.1.7), so a document without tuples cannot
+        be signed. Tuples without a timestamp, and the one(s) holding the latest, get the new
+        stamp (``now`` or later); earlier tuple timestamps are left as they are. The CMS
+        signingTime cannot serve: it has whole seconds only (RFC 5652 §11.3).
+        """
+        if not document.tuples:
+            raise SignatureError(
+                "a signed PIDF document needs a tuple to carry its timestamp (RFC 3923 §6.9)",
+                remote=False,
+            )
+        stamps = [t.timestamp for t in document.tuples if t.timestamp is not None]
+        latest = max(stamps) if stamps else None
+        current = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        # Never older than now: a receiver refuses a timestamp five minutes old (§6.9).
+        wanted = self._next_timestamp(device, max(latest, current) if latest else current)
+        tuples = tuple(
+            dataclasses.replace(item, timestamp=wanted)
+            if item.timestamp is None or item.timestamp == latest
+            else item
+            for item in document.tuples
+        )
+        return dataclasses.replace(document, tuples=tuples)
+
+    def _stamp(self, device: ImppAddress, message: CpimMessage, now: float) -> CpimMessage:
+        """The message with a DateTime later than the last one signed for ``device``."""
+        current = message.date_time
+        wanted = self._next_timestamp(
+            device, current or datetime.datetime.fromtimestamp(now, datetime.UTC)
+        )
         if current is not None and wanted == current:
             return message
         stamp = CpimHeader("DateTime", format_rfc3339(wanted))

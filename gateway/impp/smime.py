@@ -28,7 +28,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -69,9 +69,9 @@ def _fail(message: str, reason: FailureReason = FailureReason.MALFORMED) -> Sign
 class SignedEntity:
     """The two parts of a multipart/signed entity, not yet verified."""
 
-    content: bytes  # the signed MIME entity (headers and body), canonical form
+    content: bytes = field(repr=False)  # the signed MIME entity (headers and body), canonical
     content_type: str  # its media type, lower-cased
-    body: bytes  # the entity's body, after its header block
+    body: bytes = field(repr=False)  # the entity's body, after its header block
     signature: bytes  # DER CMS ContentInfo
     micalg: str
 
@@ -80,9 +80,9 @@ class SignedEntity:
 class VerifiedEntity:
     """A multipart/signed entity whose signature verified against the trust store."""
 
-    content: bytes
+    content: bytes = field(repr=False)  # message text stays out of logs
     content_type: str
-    body: bytes
+    body: bytes = field(repr=False)
     signer: VerifiedSignature
 
 

@@ -24,7 +24,7 @@ from gateway.session.codec import (
     encode_control,
 )
 from gateway.session.cookies import RetryTokens
-from gateway.session.device_side import DeviceSession, DeviceState
+from gateway.session.device_side import DeviceSession, DeviceState, DeviceStatistics
 from gateway.session.errors import (
     DropReason,
     LocalProtocolError,
@@ -39,6 +39,7 @@ from gateway.session.events import (
     KeyUpdated,
     OperationAcknowledged,
     OperationReceived,
+    OperationRejected,
     PathMigrated,
     PathValidated,
     SessionClosed,
@@ -47,12 +48,8 @@ from gateway.session.events import (
     TicketReceived,
 )
 from gateway.session.fragmentation import DEFAULT_MAX_OPERATION_SIZE, Reassembler, split
-from gateway.session.gateway_side import (
-    GatewayConfig,
-    GatewaySessions,
-    GatewayStatistics,
-    SessionState,
-)
+from gateway.session.gateway_config import GatewayConfig, GatewayStatistics, SessionState
+from gateway.session.gateway_side import GatewaySessions
 from gateway.session.handshake import (
     EdhocInitiator,
     EdhocResponder,
@@ -108,6 +105,7 @@ __all__ = [
     "Content",
     "DeviceSession",
     "DeviceState",
+    "DeviceStatistics",
     "DropReason",
     "EdhocInitiator",
     "EdhocResponder",
@@ -128,6 +126,7 @@ __all__ = [
     "NewTicket",
     "OperationAcknowledged",
     "OperationReceived",
+    "OperationRejected",
     "PacketError",
     "PathChallenge",
     "PathMigrated",

@@ -45,6 +45,7 @@ from gateway.session.events import (
     KeyUpdated,
     OperationAcknowledged,
     OperationReceived,
+    OperationRejected,
     SessionClosed,
 )
 from gateway.session.fragmentation import DEFAULT_MAX_OPERATION_SIZE, Reassembler, split
@@ -117,12 +118,11 @@ class ReceiveResult:
 
 
 @dataclass
-class ChannelStatistics:
-    """Counters of one channel (mutable inside; snapshot with :meth:`SecureChannel.statistics`)."""
+class _Counters:
+    """The channel's running counters (snapshot them with :meth:`SecureChannel.statistics`)."""
 
     records_sent: int = 0
     records_received: int = 0
-    retransmissions: int = 0
     acks_sent: int = 0
     operations_sent: int = 0
     operations_received: int = 0
@@ -130,6 +130,22 @@ class ChannelStatistics:
     bytes_sent: int = 0
     key_updates: int = 0
     drops: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelStatistics:
+    """A frozen snapshot of one channel's counters."""
+
+    records_sent: int
+    records_received: int
+    retransmissions: int
+    acks_sent: int
+    operations_sent: int
+    operations_received: int
+    duplicates: int
+    bytes_sent: int
+    key_updates: int
+    drops: dict[str, int]
 
 
 @dataclass
@@ -180,7 +196,7 @@ class SecureChannel:
         self._highest_order = -1
         self._last_sent = now
         self._events: list[Event] = []
-        self.stats = ChannelStatistics()
+        self.stats = _Counters()
 
     # ---- sending -------------------------------------------------------------------------------
 
@@ -353,6 +369,10 @@ class SecureChannel:
         if self.state is not ChannelState.OPEN:
             return []
         out: list[bytes] = []
+        if self._unreliable_control:  # path probes first: small, and they unblock the 3x limit
+            items = list(self._unreliable_control)
+            self._unreliable_control.clear()
+            out.append(self._unreliable(Content.CONTROL, encode_control(items), now))
         if self.protection.update_due():
             self.protection.update_send_key()
             self._first_sequence_of_phase = self._send.next_sequence
@@ -372,10 +392,6 @@ class SecureChannel:
             self._ack_pending = False
         elif self._ack_pending and self._ack_deadline is not None and self._ack_deadline <= now:
             out.append(self._ack_only(now))
-        if self._unreliable_control:
-            items = list(self._unreliable_control)
-            self._unreliable_control.clear()
-            out.append(self._unreliable(Content.CONTROL, encode_control(items), now))
         return out
 
     def _ack_only(self, now: float) -> bytes:
@@ -508,7 +524,7 @@ class SecureChannel:
         if header.content is Content.CONTROL:
             items = tuple(self._decode_control(plaintext))
             return ReceivedRecord(header.fragment, header.content, b"", items)
-        messages = self._decode_messages(plaintext)
+        messages = self._decode_messages(plaintext, events)
         others: list[object] = []
         for message in messages:
             fields = self.codec.ack_fields(message)
@@ -518,14 +534,18 @@ class SecureChannel:
                 self._apply_ack(fields, now, events)
         return ReceivedRecord(header.fragment, header.content, b"", tuple(others))
 
-    def _decode_messages(self, data: bytes) -> list[object]:
+    def _decode_messages(self, data: bytes, events: list[Event]) -> list[object]:
+        """Decode wire messages; an invalid sequence is discarded whole (docs/protocol.md §4.7)."""
         try:
             return self.codec.decode_sequence_untrusted(data)
         except Exception as exc:
-            if self.codec.is_codec_error(exc):
-                self._fail()
-                raise RemoteProtocolError("peer sent undecodable operations") from exc
-            raise
+            if not self.codec.is_codec_error(exc):
+                raise
+            self.stats.drops["invalid_operations"] = (
+                self.stats.drops.get("invalid_operations", 0) + 1
+            )
+            events.append(OperationRejected(exc))
+            return []
 
     def _decode_control(self, data: bytes) -> list[ControlItem]:
         try:
@@ -554,7 +574,7 @@ class SecureChannel:
             self._fail()
             raise
         if operation is not None:
-            for message in self._decode_messages(operation):
+            for message in self._decode_messages(operation, events):
                 events.append(OperationReceived(message))
                 self.stats.operations_received += 1
 
@@ -574,7 +594,7 @@ class SecureChannel:
         if record.header.content is Content.CONTROL:
             control = self._decode_control(plaintext)
         else:
-            for message in self._decode_messages(plaintext):
+            for message in self._decode_messages(plaintext, events):
                 fields = self.codec.ack_fields(message)
                 if fields is None:
                     self._fail()
@@ -606,11 +626,11 @@ class SecureChannel:
         self.state = ChannelState.CLOSED
 
     def statistics(self) -> ChannelStatistics:
-        """A copy of the counters."""
-        snapshot = ChannelStatistics(**{k: v for k, v in vars(self.stats).items() if k != "drops"})
-        snapshot.retransmissions = self._send.retransmissions
-        snapshot.drops = dict(self.stats.drops)
-        return snapshot
+        """A frozen snapshot of the counters."""
+        counters = {k: v for k, v in vars(self.stats).items() if k != "drops"}
+        return ChannelStatistics(
+            retransmissions=self._send.retransmissions, drops=dict(self.stats.drops), **counters
+        )
 
     @property
     def smoothed_rtt(self) -> float | None:

@@ -159,7 +159,15 @@ def decode_control_untrusted(data: bytes) -> list[ControlItem]:
             raise PacketError("too many control items")
         try:
             value = cbor2.CBORDecoder(stream).decode()
-        except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError, OverflowError) as exc:
+        except (  # cbor2 semantic tags can raise any of these on crafted input
+            cbor2.CBORDecodeError,
+            ValueError,
+            TypeError,
+            RecursionError,
+            ArithmeticError,
+            LookupError,
+            AttributeError,
+        ) as exc:
             raise PacketError("control items are not CBOR") from exc
         if not isinstance(value, list) or not value:
             raise PacketError("control item is not a non-empty array")

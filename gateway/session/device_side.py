@@ -21,8 +21,9 @@ import enum
 import random
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from gateway.session.channel import ChannelConfig, ChannelState, SecureChannel
+from gateway.session.channel import ChannelConfig, ChannelState, ChannelStatistics, SecureChannel
 from gateway.session.codec import Close, MessageCodec, NewTicket, PathChallenge, PathResponse
 from gateway.session.errors import (
     DropReason,
@@ -57,6 +58,7 @@ from gateway.session.tickets import (
 )
 
 DEFAULT_MAX_HANDSHAKE_ATTEMPTS = 8  # transmissions of one handshake packet before giving up
+DEFAULT_MAX_HANDSHAKE_RESTARTS = 4  # fresh handshakes after a corrupt or forged message
 
 
 class DeviceState(enum.Enum):
@@ -92,6 +94,8 @@ TRANSITIONS: dict[tuple[DeviceState, Input], DeviceState] = {
     (S.ESTABLISHED, Input.CONNECT): S.HANDSHAKING,
     (S.ESTABLISHED, Input.RESUME): S.RESUMING,
     (S.HANDSHAKING, Input.MESSAGE_2): S.CONFIRMING,
+    (S.HANDSHAKING, Input.REJECTED): S.HANDSHAKING,
+    (S.CONFIRMING, Input.REJECTED): S.HANDSHAKING,
     (S.CONFIRMING, Input.CONFIRMED): S.ESTABLISHED,
     (S.RESUMING, Input.RESUMED): S.ESTABLISHED,
     (S.RESUMING, Input.REJECTED): S.HANDSHAKING,
@@ -105,6 +109,16 @@ TRANSITIONS: dict[tuple[DeviceState, Input], DeviceState] = {
 }
 
 
+@dataclass(frozen=True)
+class DeviceStatistics:
+    """A frozen snapshot of a device session's counters."""
+
+    state: DeviceState
+    handshake_bytes_sent: int
+    dropped: dict[str, int]
+    channel: ChannelStatistics | None
+
+
 class DeviceSession:
     """A device's secure session with its gateway."""
 
@@ -116,12 +130,16 @@ class DeviceSession:
         config: ChannelConfig | None = None,
         rng: random.Random | None = None,
         max_handshake_attempts: int = DEFAULT_MAX_HANDSHAKE_ATTEMPTS,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
+        self._random_bytes = random_bytes  # resumption nonces
         self._handshake_factory = handshake_factory
         self.codec = codec
         self.config = config or ChannelConfig()
         self._rng = rng or random.Random()  # noqa: S311 - timer jitter only
         self.max_handshake_attempts = max_handshake_attempts
+        self.max_handshake_restarts = DEFAULT_MAX_HANDSHAKE_RESTARTS
+        self._restarts = 0
         self.state = DeviceState.IDLE
         self.connection_id = b""
         self.channel: SecureChannel | None = None
@@ -165,6 +183,7 @@ class DeviceSession:
         """Start a full handshake (EDHOC)."""
         self._transition(Input.CONNECT)
         self._retire_channel()
+        self._restarts = 0
         self._handshake = self._handshake_factory()
         self._send_initial(self._handshake.start(), token, now)
 
@@ -181,7 +200,7 @@ class DeviceSession:
         self._retire_channel()
         self.ticket = ticket
         self._resume = ResumeRequest.build(
-            ticket.ticket, ticket.resumption_secret, secrets.token_bytes(NONCE_LENGTH)
+            ticket.ticket, ticket.resumption_secret, self._random_bytes(NONCE_LENGTH)
         )
         self._send_handshake(self._resume.packet, now)
 
@@ -200,6 +219,15 @@ class DeviceSession:
             self.channel.close()
         if self.state is not DeviceState.CLOSED and self.state is not DeviceState.IDLE:
             self._transition(Input.CLOSE)
+
+    def statistics(self) -> DeviceStatistics:
+        """A frozen snapshot of the counters."""
+        return DeviceStatistics(
+            state=self.state,
+            handshake_bytes_sent=self.handshake_bytes_sent,
+            dropped=dict(self.dropped),
+            channel=self.channel.statistics() if self.channel is not None else None,
+        )
 
     # ---- output and timers ---------------------------------------------------------------------
 
@@ -278,20 +306,32 @@ class DeviceSession:
         try:
             step = self._handshake.receive(packet.body)
         except HandshakeFailedError:
-            self._handshake_deadline = None
-            self._transition(Input.GIVE_UP)
-            self._events.append(SessionClosed("handshake failed"))
+            self._restart_handshake(now)  # corrupt or forged: the EDHOC state is spent, start over
             raise
         if step.restart and step.reply is not None:
             self._send_initial(step.reply, b"", now)
             return
-        if not step.complete or step.reply is None or not packet.connection_id:
+        connection_id = self._handshake.peer_connection_id or packet.connection_id
+        if not step.complete or step.reply is None or not connection_id:
             raise RemoteProtocolError("message_2 did not complete", reason=DropReason.UNEXPECTED)
-        self.connection_id = packet.connection_id
+        self.connection_id = connection_id  # C_R as EDHOC authenticated it
         self._transition(Input.MESSAGE_2)
         message_3 = HandshakePacket(HandshakeKind.HANDSHAKE, self.connection_id, step.reply)
         self._send_handshake(message_3.encode(), now)
         self._open_channel(self._handshake.master_secret(), self._handshake.aead, now)
+
+    def _restart_handshake(self, now: float) -> None:
+        """Begin a fresh handshake after a failed one, a bounded number of times."""
+        self._retire_channel()
+        if self._restarts >= self.max_handshake_restarts:
+            self._handshake_deadline = None
+            self._transition(Input.GIVE_UP)
+            self._events.append(SessionClosed("handshake failed"))
+            return
+        self._restarts += 1
+        self._transition(Input.REJECTED)
+        self._handshake = self._handshake_factory()
+        self._send_initial(self._handshake.start(), b"", now)
 
     def _open_channel(self, master: bytes, aead: AeadAlgorithm, now: float) -> None:
         self._aead = aead  # a resumed session keeps the AEAD of the session that got the ticket
@@ -337,6 +377,9 @@ class DeviceSession:
             self.ticket = None
             self._handshake = self._handshake_factory()
             self._send_initial(self._handshake.start(), b"", now)
+            return
+        if reason == RejectReason.HANDSHAKE_FAILED and self.state is S.CONFIRMING:
+            self._restart_handshake(now)
             return
         if reason == RejectReason.UNKNOWN_CONNECTION and self.state is S.ESTABLISHED:
             # Unauthenticated hint that the gateway lost our session (restart): resume.

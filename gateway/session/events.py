@@ -35,6 +35,17 @@ class OperationReceived(Event):
 
 
 @dataclass(frozen=True)
+class OperationRejected(Event):
+    """An authenticated record held operations the wire codec refused (docs/protocol.md §4.7).
+
+    The record still counts as received and is acknowledged; the application answers with a wire
+    Error carrying ``error`` 's code.
+    """
+
+    error: Exception
+
+
+@dataclass(frozen=True)
 class OperationAcknowledged(Event):
     """Every record of the operation numbered ``operation_id`` was acknowledged by the peer."""
 

@@ -26,7 +26,6 @@ spoofed packet cannot end someone else's session.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import heapq
 import random
@@ -35,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from gateway.session.channel import ChannelConfig, ChannelState, SecureChannel
+from gateway.session.channel import ChannelState, SecureChannel
 from gateway.session.codec import (
     Close,
     MessageCodec,
@@ -57,8 +56,17 @@ from gateway.session.events import (
     SessionEstablished,
     SessionResumed,
 )
+from gateway.session.gateway_config import (
+    DEFAULT_CHALLENGE_INTERVAL,
+    MAX_OUTSTANDING_CHALLENGES,
+    TRANSITIONS,
+    GatewayConfig,
+    GatewayStatistics,
+    Input,
+    SessionState,
+)
 from gateway.session.handshake import HandshakeFailedError, ResponderHandshake
-from gateway.session.mobility import AddressValidator, new_challenge
+from gateway.session.mobility import CHALLENGE_LENGTH, AddressValidator
 from gateway.session.packets import (
     HandshakeKind,
     HandshakePacket,
@@ -70,7 +78,6 @@ from gateway.session.packets import (
 from gateway.session.ratelimit import RateLimiter
 from gateway.session.record import SUITE_AEAD, RecordProtection, SessionSecrets
 from gateway.session.tickets import (
-    DEFAULT_TICKET_LIFETIME,
     NONCE_LENGTH,
     ResumeRequest,
     TicketKeyRing,
@@ -78,80 +85,6 @@ from gateway.session.tickets import (
     resumed_answer,
     resumed_master_secret,
 )
-
-DEFAULT_CID_LENGTH = 2  # gateway connection ids: 65536 sessions, 12-byte record overhead
-DEFAULT_RETRY_THRESHOLD = 256  # handshakes in progress above which INITIALs need a retry token
-DEFAULT_MAX_HANDSHAKES = 4096  # hard cap on handshake state
-DEFAULT_MAX_SESSIONS = 60000  # established sessions (below the cid space)
-DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # seconds a half-open handshake is kept
-DEFAULT_IDLE_TIMEOUT = 6 * 3600.0  # seconds without an authenticated record before forgetting
-DEFAULT_ADDRESS_RATE = 2.0  # handshake-class packets per second per address
-DEFAULT_ADDRESS_BURST = 10.0
-DEFAULT_DEVICE_RATE = 200.0  # records per second per session
-DEFAULT_DEVICE_BURST = 400.0
-DEFAULT_MAX_HELD = 16  # datagrams held back per session by the amplification limit
-
-
-class SessionState(enum.Enum):
-    """Lifecycle of one gateway-side session."""
-
-    HANDSHAKING = "handshaking"
-    ESTABLISHED = "established"
-    CLOSED = "closed"
-
-
-class Input(enum.Enum):
-    """Authenticated inputs that move a session."""
-
-    HANDSHAKE_COMPLETED = "handshake_completed"
-    CLOSE = "close"
-    TIMEOUT = "timeout"
-
-
-TRANSITIONS: dict[tuple[SessionState, Input], SessionState] = {
-    (SessionState.HANDSHAKING, Input.HANDSHAKE_COMPLETED): SessionState.ESTABLISHED,
-    (SessionState.HANDSHAKING, Input.TIMEOUT): SessionState.CLOSED,
-    (SessionState.HANDSHAKING, Input.CLOSE): SessionState.CLOSED,
-    (SessionState.ESTABLISHED, Input.CLOSE): SessionState.CLOSED,
-    (SessionState.ESTABLISHED, Input.TIMEOUT): SessionState.CLOSED,
-}
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """Limits of the gateway side; defaults are named and explained above."""
-
-    cid_length: int = DEFAULT_CID_LENGTH
-    channel: ChannelConfig = field(default_factory=ChannelConfig)
-    retry_threshold: int = DEFAULT_RETRY_THRESHOLD
-    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
-    max_sessions: int = DEFAULT_MAX_SESSIONS
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
-    ticket_lifetime: int = DEFAULT_TICKET_LIFETIME
-    address_rate: float = DEFAULT_ADDRESS_RATE
-    address_burst: float = DEFAULT_ADDRESS_BURST
-    device_rate: float = DEFAULT_DEVICE_RATE
-    device_burst: float = DEFAULT_DEVICE_BURST
-    max_held: int = DEFAULT_MAX_HELD
-
-
-@dataclass(frozen=True)
-class GatewayStatistics:
-    """A frozen snapshot of the demultiplexer's counters."""
-
-    datagrams_received: int
-    datagrams_sent: int
-    bytes_received: int
-    bytes_sent: int
-    handshakes_in_progress: int
-    sessions: int
-    retries_sent: int
-    resumptions: int
-    migrations: int
-    amplification_held: int  # datagrams delayed until the peer sent more or was validated
-    retransmissions: int
-    dropped: dict[str, int]
 
 
 @dataclass
@@ -166,7 +99,8 @@ class _Session:
     peer_identity: bytes = b""
     initial_key: tuple[Hashable, bytes] | None = None
     cached_reply: bytes | None = None
-    challenge: bytes | None = None
+    challenges: deque[bytes] = field(default_factory=deque)
+    challenge_sent: float = 0.0
     held: deque[bytes] = field(default_factory=deque)
 
 
@@ -181,8 +115,10 @@ class GatewaySessions:
         ticket_keys: TicketKeyRing,
         config: GatewayConfig | None = None,
         rng: random.Random | None = None,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.config = config or GatewayConfig()
+        self._random_bytes = random_bytes  # connection ids, nonces, path challenges
         self.codec = codec
         self.ticket_keys = ticket_keys
         self._handshake_factory = handshake_factory
@@ -360,7 +296,9 @@ class GatewaySessions:
         return True
 
     def _send_session(self, session: _Session, data: bytes) -> None:
-        if session.held or not self._addresses.may_send(session.address, len(data)):
+        # Datagrams need no order: whatever fits the 3x budget goes now (path challenges are
+        # small), the rest waits for the peer to send more or to be validated.
+        if not self._addresses.may_send(session.address, len(data)):
             if len(session.held) < self.config.max_held:
                 session.held.append(data)
                 self._counters["amplification_held"] += 1
@@ -420,7 +358,7 @@ class GatewaySessions:
 
     def _new_connection_id(self) -> bytes:
         for _ in range(64):
-            candidate = secrets.token_bytes(self.config.cid_length)
+            candidate = self._random_bytes(self.config.cid_length)
             if candidate not in self._sessions:
                 return candidate
         raise LocalProtocolError("no free connection id")
@@ -450,7 +388,8 @@ class GatewaySessions:
             self._addresses.validate(address)
         elif token:
             raise RemoteProtocolError("invalid retry token", reason=DropReason.COOKIE_REQUIRED)
-        if not token_valid and self._handshaking >= self.config.retry_threshold:
+        validated = token_valid or self._addresses.is_validated(address)
+        if not validated and self._handshaking >= self.config.retry_threshold:
             retry = HandshakePacket(HandshakeKind.RETRY, b"", self._tokens.issue(address, now))
             self._counters["retries_sent"] += 1
             self._send(retry.encode(), address)
@@ -490,12 +429,9 @@ class GatewaySessions:
             raise RemoteProtocolError("handshake already complete", reason=DropReason.REPLAYED)
         try:
             step = session.handshake.receive(packet.body)
-        except HandshakeFailedError as exc:
-            if exc.reply is not None:
-                self._send(
-                    HandshakePacket(HandshakeKind.HANDSHAKE, b"", exc.reply).encode(), address
-                )
+        except HandshakeFailedError:
             self._end(session, Input.CLOSE, "handshake failed")
+            self._reject(address, RejectReason.HANDSHAKE_FAILED, now)  # the device starts over
             raise
         if step.reply is not None:
             self._send(
@@ -564,7 +500,7 @@ class GatewaySessions:
         if len(self._sessions) >= self.config.max_sessions + self.config.max_handshakes:
             raise RemoteProtocolError("session capacity reached", reason=DropReason.RATE_LIMITED)
         connection_id = self._new_connection_id()
-        gateway_nonce = secrets.token_bytes(NONCE_LENGTH)
+        gateway_nonce = self._random_bytes(NONCE_LENGTH)
         answer = resumed_answer(request, opened.resumption_secret, connection_id, gateway_nonce)
         master = resumed_master_secret(
             opened.resumption_secret, request.device_nonce, gateway_nonce
@@ -590,7 +526,8 @@ class GatewaySessions:
             raise RemoteProtocolError("unknown connection id", reason=DropReason.UNKNOWN_CONNECTION)
         if session.channel is None:
             raise RemoteProtocolError("record before handshake end", reason=DropReason.UNEXPECTED)
-        if not self._device_limit.allow(session.connection_id, now):
+        stream = self.config.channel.stream  # TCP has its own flow control; a gap would be fatal
+        if not stream and not self._device_limit.allow(session.connection_id, now):
             raise RemoteProtocolError("device record rate exceeded", reason=DropReason.RATE_LIMITED)
         try:
             result = session.channel.receive_record(record, now)
@@ -602,17 +539,20 @@ class GatewaySessions:
         session.last_activity = now
         if address != session.address:
             if result.newest:
-                self._migrate(session, address)
-        elif not self._addresses.is_validated(address) and session.challenge is None:
-            self._addresses.validate(address)  # first authenticated record after RESUMED
+                self._migrate(session, address, now)
+        elif not self._addresses.is_validated(address):
+            if not session.challenges:
+                self._addresses.validate(address)  # first authenticated record after RESUMED
+            elif now >= session.challenge_sent + DEFAULT_CHALLENGE_INTERVAL:
+                self._challenge(session, now)  # the last one may have been lost (RFC 9000 §8.2.1)
         for event in result.events:
             self._emit_event(session, event)
         for item in result.control:
             if isinstance(item, PathChallenge):
                 session.channel.send_control(PathResponse(item.data), reliable=False)
             elif isinstance(item, PathResponse):
-                if session.challenge is not None and item.data == session.challenge:
-                    session.challenge = None
+                if item.data in session.challenges and address == session.address:
+                    session.challenges.clear()
                     self._addresses.validate(address)
                     self._release_held(session)
                     self._emit_event(session, PathValidated(address))
@@ -620,13 +560,24 @@ class GatewaySessions:
                 self._end(session, Input.CLOSE, "closed by the device")
                 return
 
-    def _migrate(self, session: _Session, address: Hashable) -> None:
+    def _migrate(self, session: _Session, address: Hashable, now: float) -> None:
         """RFC 9000 §9.3: move to the new address, validate it, respect the 3x limit meanwhile."""
         old = session.address
         session.address = address
         session.held.clear()
+        session.challenges.clear()
         self._counters["migrations"] += 1
         self._emit_event(session, PathMigrated(old, address))
-        if not self._addresses.is_validated(address) and session.channel is not None:
-            session.challenge = new_challenge()
-            session.channel.send_control(PathChallenge(session.challenge), reliable=False)
+        if not self._addresses.is_validated(address):
+            self._challenge(session, now)
+
+    def _challenge(self, session: _Session, now: float) -> None:
+        """Send a fresh PATH_CHALLENGE (RFC 9000 §8.2.1); keep the last few acceptable."""
+        if session.channel is None:
+            return
+        data = self._random_bytes(CHALLENGE_LENGTH)
+        session.challenges.append(data)
+        while len(session.challenges) > MAX_OUTSTANDING_CHALLENGES:
+            session.challenges.popleft()
+        session.challenge_sent = now
+        session.channel.send_control(PathChallenge(data), reliable=False)

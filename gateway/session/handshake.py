@@ -89,6 +89,11 @@ class InitiatorHandshake(Protocol):
         """The records' AEAD."""
         ...
 
+    @property
+    def peer_connection_id(self) -> bytes | None:
+        """The gateway's connection id as the handshake authenticated it (EDHOC C_R)."""
+        ...
+
 
 def identity_of(credential: object) -> bytes:
     """The peer identity the session layer reports for an EDHOC credential.
@@ -180,6 +185,12 @@ class EdhocInitiator:
     def master_secret(self) -> bytes:
         """EDHOC_Exporter(32768, h'', 32)."""
         return self._initiator.exporter(EXPORTER_LABEL, b"", MASTER_SECRET_LENGTH)
+
+    @property
+    def peer_connection_id(self) -> bytes | None:
+        """C_R from message_2 (authenticated by EDHOC, unlike the packet header)."""
+        c_r: bytes | None = self._initiator.c_r
+        return c_r
 
     @property
     def aead(self) -> AeadAlgorithm:

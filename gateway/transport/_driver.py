@@ -111,6 +111,6 @@ class CoreDriver:
         now = self._clock()
         for connection_id in list(self.core.sessions()):
             self.core.close_session(connection_id, now)
-        for datagram, destination in self.core.datagrams_to_send(now):
-            self._route(datagram, destination)
+        with trio.move_on_after(1.0):  # a reader that stopped reading must not block shutdown
+            await self.flush()
         await self._event_send.aclose()

@@ -11,7 +11,7 @@ topic ids: a gateway-assigned small integer stands for an address that would cos
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar, TypeVar
 
@@ -144,9 +144,12 @@ ContactRef = int | str
 
 @dataclass(frozen=True)
 class TextContent:
-    """A UTF-8 text body with an optional language tag (RFC 2779 §4.1, XMPP <body xml:lang>)."""
+    """A UTF-8 text body with an optional language tag (RFC 2779 §4.1, XMPP <body xml:lang>).
 
-    text: str
+    The body is left out of ``repr()`` so that logging a message never logs what it says.
+    """
+
+    text: str = field(repr=False)
     language: str | None = None
 
     def __post_init__(self) -> None:
@@ -160,7 +163,7 @@ class MimeContent:
     """Any MIME object as bytes with its media type (RFC 2779 §4.1.10), e.g. an image or CPIM."""
 
     content_type: str
-    data: bytes
+    data: bytes = field(repr=False)  # a message body: never in repr() or logs
 
     def __post_init__(self) -> None:
         _check_text("content_type", self.content_type, MAX_CONTENT_TYPE_SIZE)

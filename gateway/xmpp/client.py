@@ -664,7 +664,7 @@ class XmppClient:
             raise PeerStreamError.from_element_untrusted(element)
         state = self.state
         if state is _S.AWAIT_FEATURES and tag == _q("features", STREAM_NS):
-            self._on_features(element)
+            self._on_features(element, events)
         elif state is _S.AWAIT_TLS_PROCEED and tag == _q("proceed", TLS_NS):
             self._transition(_I.TLS_PROCEED)
             events.append(ev.TlsRequested())
@@ -692,7 +692,7 @@ class XmppClient:
 
     # -- negotiation ----------------------------------------------------------------------------
 
-    def _on_features(self, features_element: ET.Element) -> None:
+    def _on_features(self, features_element: ET.Element, events: list[ev.Event]) -> None:
         features = _Features()
         for child in features_element:
             if child.tag == _q("starttls", TLS_NS):
@@ -723,6 +723,13 @@ class XmppClient:
         if not self.authenticated:
             self._start_sasl(features)
             return
+        if self._resume is not None and not features.stream_management:
+            # XEP-0198 §5: the new stream cannot resume; as with <failed/>, hand back what the
+            # old one never had acknowledged, so that the fresh session sends it again.
+            unacknowledged, self._resume = self._resume.unacknowledged, None
+            events.append(ev.ResumptionFailed(unacknowledged))
+            if self.config.resend_after_failed_resumption:
+                self._outbox[:0] = unacknowledged
         if self._resume is not None and features.stream_management:
             self._sm.restore(self._resume)
             self._transition(_I.RESUME_SENT)
@@ -776,6 +783,9 @@ class XmppClient:
         if tag == _q("success", SASL_NS):
             payload = _sasl_payload_untrusted(element)
             if self._scram is not None and not self._server_verified:
+                if self._scram.state is not ScramState.FINAL_SENT:
+                    # RFC 5802 §3: success before our proof cannot carry a valid verifier.
+                    raise AuthenticationFailed("SASL success before the SCRAM exchange finished")
                 self._scram.verify_server_final(payload)  # raises if absent or wrong
                 self._server_verified = True
             self._transition(_I.SASL_SUCCESS)

@@ -16,6 +16,8 @@ from gateway.xmpp.stanzas import Message, Presence, RosterItem, SubscriptionKind
 
 __all__ = [
     "Authenticated",
+    "ConnectionClosed",
+    "ConnectionOpened",
     "Event",
     "IqFailed",
     "IqResultReceived",
@@ -30,6 +32,7 @@ __all__ = [
     "RosterPushed",
     "RosterReceived",
     "SessionEstablished",
+    "SessionEvent",
     "SessionResumed",
     "StanzasAcknowledged",
     "StreamEnded",
@@ -220,3 +223,26 @@ Event = (
     | PingAnswered
     | StreamEnded
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionOpened:
+    """The connection manager reached ``host``:``port`` (a stream negotiation follows)."""
+
+    host: str
+    port: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionClosed:
+    """The connection manager lost or gave up a connection.
+
+    ``reconnect_delay`` is the back-off before the next attempt, or None when the session stops
+    (closed by us, or a failure retrying cannot fix, such as a refused password).
+    """
+
+    error: Exception | None
+    reconnect_delay: float | None
+
+
+SessionEvent = Event | ConnectionOpened | ConnectionClosed

@@ -20,11 +20,14 @@ from gateway.edhoc import (
     Initiator,
     MessageDecodeError,
     Method,
+    PeerReportedError,
     RemoteProtocolError,
     Responder,
     State,
     UnexpectedMessageError,
+    cbor,
 )
+from gateway.edhoc.credentials import parse_id_cred_untrusted, parse_x509_untrusted
 from gateway.edhoc.messages import (
     decode_error_untrusted,
     decode_message_1_untrusted,
@@ -35,6 +38,7 @@ from tests.edhoc.vectors_rfc9529 import (
     INVALID_MESSAGE_1,
     INVALID_MESSAGE_2_TWO_ITEMS,
     INVALID_PLAINTEXT_2,
+    TRACE_1,
     TRACE_2,
 )
 
@@ -233,6 +237,45 @@ def test_error_code_0_and_unknown_codes_abort_without_answer() -> None:
             initiator.receive_message_2(error)  # type: ignore[union-attr]
         assert caught.value.error_message is None
         assert initiator.state is State.ERROR
+
+
+@pytest.mark.parametrize(
+    "error",
+    [b"\x01\x00", b"\x01\xf5", b"\x02\x60", b"\x02\x81\x02", b"\x03\xf4", b"\x03\x41\x00"],
+)
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("initiator_wait_2", "message_2"),
+        ("responder_wait_3", "message_3"),
+        ("initiator_completed", "message_4"),
+    ],
+)
+def test_error_message_with_mistyped_err_info_is_not_answered(
+    error: bytes, state: str, message: str
+) -> None:
+    """(ERR_CODE: int, ERR_INFO: any) is an error message whatever ERR_INFO holds (RFC 9528
+    Figure 9); it aborts the session and is never answered with another error message (§6)."""
+    party = fresh(state)
+    with pytest.raises(PeerReportedError) as caught:
+        RECEIVERS[message](party, error)
+    assert caught.value.error_message is None
+    assert caught.value.err_code == error[0]
+    assert party.state is State.ERROR
+
+
+@pytest.mark.parametrize("algorithm", ["2b657f", "2b6571", "2b656f"])  # unknown, Ed448, X448
+def test_certificate_with_an_unusable_key_is_a_decode_error(algorithm: str) -> None:
+    """x5chain certificates come from the peer: an odd key algorithm is its fault, nothing else."""
+    der = TRACE_1["CRED_I (Raw Value)"]
+    spki_ed25519 = bytes.fromhex("300506032b6570032100")  # AlgorithmIdentifier, then the key
+    assert der.count(spki_ed25519) == 1
+    odd = der.replace(spki_ed25519, bytes.fromhex(f"30050603{algorithm}032100"))
+    with pytest.raises(MessageDecodeError):
+        parse_x509_untrusted(odd)
+    id_cred = cbor.encode({33: odd})
+    with pytest.raises(MessageDecodeError):
+        parse_id_cred_untrusted(cbor.Reader(id_cred).read_item())
 
 
 STATES = sorted(k for k in SNAPSHOTS if k != "messages")

@@ -16,6 +16,7 @@ from gateway.edhoc import (
     EadItem,
     HandshakeCompleted,
     Initiator,
+    Injection,
     LocalProtocolError,
     Message1Received,
     Message2Received,
@@ -153,6 +154,40 @@ def test_responder_refuses_suite_when_a_preferred_one_is_shared() -> None:
     with pytest.raises(CipherSuiteMismatchError) as caught:
         pair.responder.receive_message_1(initiator.message_1())
     assert caught.value.error_message == b"\x02\x00"
+
+
+def test_selected_suite_repeated_in_suites_i_is_accepted() -> None:
+    """§6.3.1 compares suites by value: SUITES_I = [2, 2] selects 2, the first supported suite."""
+    pair = make_pair(Method.STATIC_DH_STATIC_DH, CipherSuite.SUITE_2)
+    initiator = Initiator(
+        method=Method.STATIC_DH_STATIC_DH,
+        suites=[CipherSuite.SUITE_2],
+        c_i=b"\x37",
+        credential=credentials_for("device", b"\x2b"),
+        credential_lookup=lookup_from(*credentials_for("gateway", b"\x0a")),
+        _injection=Injection(suites_i=[2, 2]),
+    )
+    m1 = initiator.message_1()
+    assert m1[1:4] == b"\x82\x02\x02"
+    (event,) = pair.responder.receive_message_1(m1)
+    assert isinstance(event, Message1Received)
+    assert event.suite is CipherSuite.SUITE_2
+    initiator.receive_message_2(pair.responder.message_2())
+    pair.responder.receive_message_3(initiator.message_3())
+    assert initiator.exporter(0, b"", 16) == pair.responder.exporter(0, b"", 16)
+    # A preferred suite the Responder supports still refuses it, whatever follows (§5.2.3).
+    refusing = make_pair(responder_suites=[CipherSuite.SUITE_2, CipherSuite.SUITE_0]).responder
+    bad = Initiator(
+        method=Method.STATIC_DH_STATIC_DH,
+        suites=[CipherSuite.SUITE_2],
+        c_i=b"\x37",
+        credential=credentials_for("device", b"\x2b"),
+        credential_lookup=lookup_from(*credentials_for("gateway", b"\x0a")),
+        _injection=Injection(suites_i=[0, 2, 2]),
+    )
+    with pytest.raises(CipherSuiteMismatchError) as caught:
+        refusing.receive_message_1(bad.message_1())
+    assert caught.value.suites_r == (0,)
 
 
 def test_retry_without_common_suite_is_local_error() -> None:

@@ -16,6 +16,7 @@ from gateway.edhoc import (
     Method,
     Responder,
     State,
+    key_schedule,
 )
 from tests.edhoc.helpers import lookup_from
 from tests.edhoc.vectors_rfc9529 import TRACE_1, TRACE_2
@@ -109,19 +110,127 @@ def test_trace_1_signatures_x509_x5t() -> None:
             "IV_3": "IV_3 (Raw Value)",
         },
     )
-    _check_exporter_and_key_update(t, initiator, responder)
+    assert cred_i.id_cred(CredentialTransfer.BY_REFERENCE) == t["ID_CRED_I (CBOR Data Item)"]
+    assert cred_i.encoded == t["CRED_I (CBOR Data Item)"]
+    signed = {"Message to be signed 2", "Message to be signed 3"}
+    _check_every_value(t, i_trace, r_trace, _REQUIRED | signed)
+    _check_exporter_and_key_update(t, initiator, responder, (i_trace, r_trace))
 
 
 def _check_exporter_and_key_update(
-    t: dict[str, bytes], initiator: Initiator, responder: Responder
+    t: dict[str, bytes],
+    initiator: Initiator,
+    responder: Responder,
+    traces: tuple[dict[str, bytes], dict[str, bytes]],
 ) -> None:
-    for party in (initiator, responder):
+    # RFC 9529 §2.5.4 / §3.5.4: the OSCORE Sender IDs are the connection identifiers.
+    assert initiator.c_r == t["Client's OSCORE Sender ID (Raw Value)"]
+    assert responder.c_i == t["Server's OSCORE Sender ID (Raw Value)"]
+    for party, recorded in zip((initiator, responder), traces, strict=True):
         assert party.state is State.CONFIRMED
         assert party.exporter(0, b"", 16) == t["OSCORE Master Secret (Raw Value)"]
         assert party.exporter(1, b"", 8) == t["OSCORE Master Salt (Raw Value)"]
         party.key_update(t["context for KeyUpdate (Raw Value)"])
+        assert recorded["PRK_out"] == t["PRK_out after KeyUpdate (Raw Value)"]
+        assert recorded["PRK_exporter"] == t["PRK_exporter after KeyUpdate (Raw Value)"]
         assert party.exporter(0, b"", 16) == t["OSCORE Master Secret after KeyUpdate (Raw Value)"]
         assert party.exporter(1, b"", 8) == t["OSCORE Master Salt after KeyUpdate (Raw Value)"]
+
+
+# Values both RFC 9529 traces list that the endpoints compute (each checked on every side that
+# records it); keys and credentials are checked directly in the tests.
+_REQUIRED = {
+    "G_X",
+    "message_1",
+    "G_Y",
+    "G_XY",
+    "TH_2",
+    "PRK_2e",
+    "KEYSTREAM_2",
+    "context_2",
+    "PRK_3e2m",
+    "MAC_2",
+    "Signature_or_MAC_2",
+    "PLAINTEXT_2",
+    "CIPHERTEXT_2",
+    "message_2",
+    "TH_3",
+    "K_3",
+    "IV_3",
+    "A_3",
+    "context_3",
+    "PRK_4e3m",
+    "MAC_3",
+    "Signature_or_MAC_3",
+    "PLAINTEXT_3",
+    "CIPHERTEXT_3",
+    "message_3",
+    "TH_4",
+    "PRK_out",
+    "PRK_exporter",
+    "K_4",
+    "IV_4",
+    "A_4",
+    "PLAINTEXT_4",
+    "CIPHERTEXT_4",
+    "message_4",
+}
+
+_SUFFIXES = (
+    " (Raw Value)",
+    " (CBOR Sequence)",
+    " (CBOR Data Item)",
+    " (Raw Value) (ECDH shared secret)",
+    "",
+)
+
+
+def _listed(t: dict[str, bytes], name: str) -> bytes | None:
+    """The trace's value for ``name``; " #2" marks the accepted second message_1 of trace 2."""
+    for suffix in _SUFFIXES:
+        for key in (f"{name}{suffix} #2", f"{name}{suffix}"):
+            if key in t:
+                return t[key]
+    return None
+
+
+def _check_every_value(
+    t: dict[str, bytes],
+    i_trace: dict[str, bytes],
+    r_trace: dict[str, bytes],
+    required: set[str],
+) -> None:
+    """Every value either side records is the trace's; the union covers ``required``."""
+    for role, recorded in (("initiator", i_trace), ("responder", r_trace)):
+        for name, value in recorded.items():
+            expected = _listed(t, name)
+            assert expected is not None, f"{role} recorded {name}, which the trace does not list"
+            assert value.hex() == expected.hex(), f"{role}: {name}"
+    assert required <= set(i_trace) | set(r_trace), required - set(i_trace) - set(r_trace)
+    # The EDHOC_KDF info inputs the trace prints (RFC 9528 §4.1.2), from the recorded values.
+    th_2, th_3, th_4 = (r_trace[name] for name in ("TH_2", "TH_3", "TH_4"))
+    infos = {
+        "KEYSTREAM_2": (key_schedule.KEYSTREAM_2, th_2, len(r_trace["PLAINTEXT_2"])),
+        "SALT_3e2m": (key_schedule.SALT_3E2M, th_2, 32),
+        "MAC_2": (key_schedule.MAC_2, r_trace["context_2"], len(r_trace["MAC_2"])),
+        "K_3": (key_schedule.K_3, th_3, len(r_trace["K_3"])),
+        "IV_3": (key_schedule.IV_3, th_3, len(r_trace["IV_3"])),
+        "SALT_4e3m": (key_schedule.SALT_4E3M, th_3, 32),
+        "MAC_3": (key_schedule.MAC_3, i_trace["context_3"], len(i_trace["MAC_3"])),
+        "PRK_out": (key_schedule.PRK_OUT, th_4, 32),
+        "K_4": (key_schedule.K_4, th_4, len(r_trace["K_4"])),
+        "IV_4": (key_schedule.IV_4, th_4, len(r_trace["IV_4"])),
+        "PRK_exporter": (key_schedule.PRK_EXPORTER, b"", 32),
+        "OSCORE Master Secret": (0, b"", 16),
+        "OSCORE Master Salt": (1, b"", 8),
+    }
+    checked = 0
+    for name, (label, context, length) in infos.items():
+        info = t.get(f"info for {name} (CBOR Sequence)")
+        if info is not None:
+            assert key_schedule.kdf_info(label, context, length).hex() == info.hex(), name
+            checked += 1
+    assert checked >= 11
 
 
 def _trace_2_credentials() -> tuple[Credential, Credential]:
@@ -227,4 +336,11 @@ def test_trace_2_static_dh_ccs_kid() -> None:
             "IV_3": "IV_3 (Raw Value)",
         },
     )
-    _check_exporter_and_key_update(t, initiator, responder)
+    for cred, side in ((cred_i, "I"), (cred_r, "R")):
+        assert (
+            cred.id_cred(CredentialTransfer.BY_REFERENCE) == t[f"ID_CRED_{side} (CBOR Data Item)"]
+        )
+        assert cred.encoded == t[f"CRED_{side} (CBOR Data Item)"]
+    static_dh = {"SALT_3e2m", "G_RX", "SALT_4e3m", "G_IY"}
+    _check_every_value(t, i_trace, r_trace, _REQUIRED | static_dh)
+    _check_exporter_and_key_update(t, initiator, responder, (i_trace, r_trace))

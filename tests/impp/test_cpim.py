@@ -289,3 +289,9 @@ def test_fuzz_mutated_messages(built: CpimMessage, position: int, value: int) ->
     else:
         assert parsed.namespaces[None] == CPIM_HEADERS_NS or parsed.namespaces[None]
         parsed.date_time, parsed.extensions, parsed.cc  # noqa: B018
+
+
+def test_repr_never_shows_the_message_text() -> None:
+    parsed = parse_cpim_untrusted(ex.RFC3862_5_1)
+    assert b"Here is the text" in parsed.body
+    assert "Here is the text" not in repr(parsed)

@@ -64,8 +64,12 @@ def _message(
     )
 
 
-def _stanza(children: tuple[ET.Element, ...], sender: str = "juliet@example.com/balcony") -> bytes:
-    stanza = ET.Element("{jabber:client}message", {"from": sender, "to": "romeo@example.net"})
+def _stanza(
+    children: tuple[ET.Element, ...],
+    sender: str = "juliet@example.com/balcony",
+    kind: str = "message",
+) -> bytes:
+    stanza = ET.Element(f"{{jabber:client}}{kind}", {"from": sender, "to": "romeo@example.net"})
     stanza.extend(children)
     return ET.tostring(stanza)
 
@@ -86,7 +90,10 @@ def _signed_stanza(
 
 
 def _raw_signed_stanza(
-    credential: DeviceCredential, entity: bytes, sender: str = "juliet@example.com/balcony"
+    credential: DeviceCredential,
+    entity: bytes,
+    sender: str = "juliet@example.com/balcony",
+    kind: str = "message",
 ) -> bytes:
     signed = sign_multipart(
         entity,
@@ -94,7 +101,7 @@ def _raw_signed_stanza(
         certificate=credential.certificate,
         now=NOW,
     )
-    return _stanza((build_e2e_element(signed),), sender)
+    return _stanza((build_e2e_element(signed),), sender, kind)
 
 
 def _verify(
@@ -286,8 +293,10 @@ def test_signed_presence_verifies_and_its_entity_is_checked(
     verifier = E2eVerifier(ca.trust_store())
     result = verifier.verify_stanza(_received(ET.tostring(stanza)), now=NOW + 1)
     assert result.status is VerificationStatus.VERIFIED
-    assert result.timestamp == NOW  # the CMS signingTime
-    forged = _raw_signed_stanza(romeo, mime_entity("application/pidf+xml", document.to_bytes()))
+    assert result.timestamp == NOW  # the tuple <timestamp> the signer added
+    forged = _raw_signed_stanza(
+        romeo, mime_entity("application/pidf+xml", document.to_bytes()), kind="presence"
+    )
     result = verifier.verify_stanza(
         _received(forged.replace(b"juliet@example.com/balcony", b"romeo@example.net/b")), now=NOW
     )
@@ -383,4 +392,70 @@ def signed_entity(juliet: DeviceCredential) -> bytes:
         private_key=juliet.private_key,
         certificate=juliet.certificate,
         now=NOW,
+    )
+
+
+def test_pidf_tuple_timestamp_refines_the_signing_time(
+    ca: CertificateAuthority, juliet: DeviceCredential
+) -> None:
+    # RFC 3923 §6.9 puts the presence timestamp in the PIDF object. A tuple <timestamp> later
+    # than the whole-second CMS signingTime (NOW) is the one checked and ordered; an old one
+    # (a status that changed long ago) does not make the object old.
+    verifier = E2eVerifier(ca.trust_store())
+    cases = (
+        (NOW + 0.5, None, NOW + 0.5),
+        (NOW + 0.25, FailureReason.DECREASING_TIMESTAMP, None),  # earlier than the one before
+        (NOW + 600, FailureReason.FUTURE_TIMESTAMP, None),
+    )
+    stale = datetime.datetime.fromtimestamp(NOW - 3600, datetime.UTC)
+    for index, (at, expected, timestamp) in enumerate(cases):
+        moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
+        document = PidfDocument(
+            "pres:juliet@example.com",
+            (
+                PidfTuple("t1", Basic.OPEN, timestamp=stale),
+                PidfTuple("t2", Basic.OPEN, timestamp=moment),
+            ),
+        )
+        pidf = mime_entity("application/pidf+xml", document.to_bytes())
+        wire = _raw_signed_stanza(juliet, pidf, kind="presence")
+        result = _verify(verifier, wire, recipient=None)
+        assert (index, result.reason, result.timestamp) == (index, expected, timestamp)
+    only_stale = PidfDocument(
+        "pres:juliet@example.com", (PidfTuple("t1", Basic.OPEN, timestamp=stale),)
+    )
+    pidf = mime_entity("application/pidf+xml", only_stale.to_bytes())
+    wire = _raw_signed_stanza(juliet, pidf, kind="presence")
+    result = _verify(E2eVerifier(ca.trust_store()), wire, recipient=None)
+    assert (result.status, result.timestamp) == (VerificationStatus.VERIFIED, NOW)
+
+
+def test_stanza_kind_and_plain_body_must_match_the_signed_object(
+    ca: CertificateAuthority, juliet: DeviceCredential
+) -> None:
+    # The plain <body/> is not signed: VERIFIED must not vouch for one swapped in beside a
+    # genuine <e2e/>, nor for a signed presence document carried in a <message/>.
+    body, e2e = OnBehalfSigner().sign_message(
+        juliet, _message(text="line one\r\nline two"), now=NOW
+    )
+    assert body.text == "line one\r\nline two"
+    genuine = _stanza((body, e2e))
+    assert _verify(E2eVerifier(ca.trust_store()), genuine).status is VerificationStatus.VERIFIED
+    swapped = genuine.replace(b"line one", b"Meet me at midnight", 1)
+    assert swapped.count(b"line one") == 1  # only the plain body changed
+    result = _verify(E2eVerifier(ca.trust_store()), swapped)
+    assert result.reason is FailureReason.CONTENT_MISMATCH
+    assert result.error_condition == ("not-acceptable", "unverified-signature")
+    without_body = _stanza((e2e,))
+    assert (
+        _verify(E2eVerifier(ca.trust_store()), without_body).status is VerificationStatus.VERIFIED
+    )
+    document = PidfDocument("pres:juliet@example.com", (PidfTuple("t1", Basic.OPEN),))
+    presence_e2e = OnBehalfSigner().sign_presence(juliet, document, now=NOW)
+    for wire in (_stanza((presence_e2e,)), _stanza((e2e,), kind="presence")):
+        result = _verify(E2eVerifier(ca.trust_store()), wire, recipient=None)
+        assert result.reason is FailureReason.CONTENT_MISMATCH
+    assert (
+        _verify(E2eVerifier(ca.trust_store()), _stanza((presence_e2e,), kind="presence")).status
+        is VerificationStatus.VERIFIED
     )

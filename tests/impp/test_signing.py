@@ -15,7 +15,7 @@ from gateway.impp.ca import CertificateAuthority, DeviceCredential
 from gateway.impp.cms import SignatureError
 from gateway.impp.cpim import CpimAddress, CpimMessage, parse_cpim_untrusted
 from gateway.impp.e2e import E2E_TAG, E2eVerifier, VerificationStatus
-from gateway.impp.pidf import Basic, PidfDocument, PidfTuple
+from gateway.impp.pidf import Basic, PidfDocument, PidfTuple, parse_pidf_untrusted
 from gateway.impp.signing import BODY_TAG, OnBehalfSigner, verify_inbound
 from gateway.impp.smime import parse_multipart_signed_untrusted
 
@@ -141,3 +141,63 @@ def test_openssl_verifies_the_e2e_content_of_a_received_stanza(
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _signed_document(e2e: ET.Element) -> PidfDocument:
+    assert e2e.tag == E2E_TAG
+    entity = parse_multipart_signed_untrusted((e2e.text or "").encode())
+    return parse_pidf_untrusted(entity.body)
+
+
+def test_presence_is_stamped_in_its_tuples_after_the_last_message(
+    juliet: DeviceCredential,
+) -> None:
+    # RFC 3923 §6.9: the PIDF object carries the timestamp, and a device's timestamps increase
+    # across messages and presence (one receiver orders them together).
+    signer = OnBehalfSigner()
+    at = NOW + 0.5
+    signer.sign_message(juliet, _message(), now=at)
+    old = datetime.datetime.fromtimestamp(NOW - 3600, datetime.UTC)
+    document = PidfDocument(
+        "pres:juliet@example.com",
+        (PidfTuple("t1", Basic.OPEN), PidfTuple("t2", Basic.CLOSED, timestamp=old)),
+    )
+    signed = _signed_document(signer.sign_presence(juliet, document, now=at))
+    step = datetime.timedelta(microseconds=1)
+    stamped = datetime.datetime.fromtimestamp(at, datetime.UTC) + step
+    assert [t.timestamp for t in signed.tuples] == [stamped, stamped]
+    again = _signed_document(signer.sign_presence(juliet, document, now=at))
+    assert again.tuples[0].timestamp == stamped + step
+
+
+def test_presence_without_tuples_cannot_be_signed(juliet: DeviceCredential) -> None:
+    with pytest.raises(SignatureError) as caught:
+        OnBehalfSigner().sign_presence(juliet, PidfDocument("pres:juliet@example.com"), now=NOW)
+    assert caught.value.remote is False
+
+
+def test_message_then_presence_in_the_same_second_both_verify(
+    ca: CertificateAuthority, juliet: DeviceCredential
+) -> None:
+    # The CMS signingTime has whole seconds only; a presence signed half a second after a
+    # message must still look later to the receiver's decreasing-timestamp check.
+    signer = OnBehalfSigner()
+    verifier = E2eVerifier(ca.trust_store())
+    at = NOW + 0.5
+
+    def received(tag: str, children: tuple[ET.Element, ...]) -> ET.Element:
+        stanza = ET.Element(tag, {"from": "juliet@example.com/phone", "to": "romeo@example.net"})
+        stanza.extend(children)
+        return ET.fromstring(ET.tostring(stanza))
+
+    message = received("{jabber:client}message", signer.sign_message(juliet, _message(), now=at))
+    document = PidfDocument("pres:juliet@example.com", (PidfTuple("t1", Basic.OPEN),))
+    presence = received(
+        "{jabber:client}presence", (signer.sign_presence(juliet, document, now=at),)
+    )
+    first = verify_inbound(verifier, message, now=at)
+    second = verify_inbound(verifier, presence, now=at)
+    assert (first.status, second.status) == (VerificationStatus.VERIFIED,) * 2
+    assert second.timestamp is not None
+    assert first.timestamp is not None
+    assert second.timestamp > first.timestamp

@@ -94,6 +94,7 @@ def make_gateway(
         ticket_keys=ring if ring is not None else TicketKeyRing(),
         config=config,
         rng=random.Random(seed),
+        random_bytes=random.Random(seed + 100).randbytes,
     )
 
 
@@ -104,7 +105,17 @@ def make_device(config: ChannelConfig | None = None, seed: int = 2) -> DeviceSes
         codec=WireCodec(),
         config=config,
         rng=random.Random(seed),
+        random_bytes=random.Random(seed + 100).randbytes,
     )
+
+
+async def until(
+    predicate: Callable[[], object], *, step: float = 0.1, limit: float = 3600.0
+) -> None:
+    """Wait (in virtual time) until ``predicate()`` is true; fail after ``limit`` seconds."""
+    with trio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110 - polling the autojump clock is deterministic
+            await trio.sleep(step)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from gateway import wire
 from gateway.session import (
@@ -31,7 +32,7 @@ async def test_handshake_and_one_operation_each_way(autojump_clock: trio.testing
         nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, gateway_events)
         node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
         nursery.start_soon(node.run)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         node.device.connect(trio.current_time())
         node.poke()
         await trio.sleep(1)

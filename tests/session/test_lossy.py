@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from gateway import wire
 from gateway.session import SessionEstablished
@@ -15,6 +16,7 @@ from tests.session.helpers import (
     make_device,
     make_gateway,
     run_gateway,
+    until,
 )
 
 OPERATIONS = 1000
@@ -31,11 +33,10 @@ async def test_thousand_operations_each_way_exactly_once_in_order(
         nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, gateway_events)
         node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
         nursery.start_soon(node.run)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         node.device.connect(trio.current_time())
         node.poke()
-        while not gateway_events.of_type(SessionEstablished):
-            await trio.sleep(0.5)
+        await until(lambda: bool(gateway_events.of_type(SessionEstablished)), step=0.5)
         (connection_id,) = gateway.sessions()
         for i in range(OPERATIONS):
             node.device.send_operation(wire.Ping(id=i))
@@ -43,14 +44,20 @@ async def test_thousand_operations_each_way_exactly_once_in_order(
             node.poke()
             net.notify(GATEWAY_ADDRESS)
             await trio.sleep(0.05)
-        while len(gateway_events.pings()) < OPERATIONS or len(node.recorder.pings()) < OPERATIONS:
-            await trio.sleep(1)
+        await until(
+            lambda: (
+                not (
+                    len(gateway_events.pings()) < OPERATIONS
+                    or len(node.recorder.pings()) < OPERATIONS
+                )
+            ),
+            step=1,
+        )
         nursery.cancel_scope.cancel()
     assert gateway_events.pings() == list(range(OPERATIONS))
     assert node.recorder.pings() == list(range(OPERATIONS))
     assert net.counters.dropped > 0
     assert net.counters.duplicated > 0
     stats = gateway.statistics()
-    print(stats, net.counters.sent, net.counters.dropped, trio.current_time())
     assert stats.retransmissions > 0
     assert stats.dropped["replayed"] > 0  # the duplicates were recognised, not delivered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -108,19 +109,15 @@ def test_control_items_round_trip() -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=80), st.integers(0, 4))
 def test_packet_parser_garbage(data: bytes, cid_length: int) -> None:
-    try:
+    with contextlib.suppress(PacketError):
         parse_packet_untrusted(data, cid_length=cid_length)
-    except PacketError:
-        pass
 
 
 @settings(max_examples=200)
 @given(st.binary(max_size=80))
 def test_control_parser_garbage(data: bytes) -> None:
-    try:
+    with contextlib.suppress(PacketError):
         decode_control_untrusted(data)
-    except PacketError:
-        pass
 
 
 @settings(max_examples=200)
@@ -161,4 +158,5 @@ def test_endpoints_never_raise_on_garbage(datagrams: list[bytes]) -> None:
         gateway.receive_datagram(datagram, ("192.0.2.1", 1), 0.0)
         device.receive_datagram(datagram, 0.0)
     stats = gateway.statistics()
-    assert sum(stats.dropped.values()) + stats.handshakes_in_progress == len(datagrams)
+    incoming = {k: v for k, v in stats.dropped.items() if k != "amplification_limited"}
+    assert sum(incoming.values()) + stats.handshakes_in_progress == len(datagrams)

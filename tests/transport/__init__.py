@@ -1,0 +1,1 @@
+"""Tests of the trio adapters (gateway/transport)."""

@@ -17,6 +17,7 @@ from gateway.session import (
     GatewayConfig,
     GatewaySessions,
     OperationReceived,
+    SessionClosed,
     SessionEstablished,
     TicketKeyRing,
     WireCodec,
@@ -101,6 +102,15 @@ async def test_tcp_session_over_memory_stream_pair() -> None:
         stats = gateway.statistics()
         assert stats.core.sessions == 1
         assert stats.core.retransmissions == 0
+        # Graceful shutdown: every device is told, and the event channel ends.
+        await gateway.driver.aclose()
+        with trio.fail_after(10):
+            async for event in device.events:
+                if isinstance(event, SessionClosed):
+                    assert event.reason == "closed by the gateway"
+                    break
+        assert [type(item.event) async for item in gateway.events] == [SessionClosed]
+        assert gateway.statistics().core.sessions == 0
         nursery.cancel_scope.cancel()
 
 

@@ -246,3 +246,13 @@ def test_directions_and_types_are_declared() -> None:
     assert IncomingMessage.DIRECTION is Direction.GATEWAY_TO_DEVICE
     assert Ack.DIRECTION is Direction.BOTH
     assert Ack.TYPE is MessageType.ACK
+
+
+def test_message_bodies_stay_out_of_repr() -> None:
+    """Logging a message (its repr) must not log what it says (house rule: no bodies in logs)."""
+    text = SendMessage(1, 3, TextContent("the secret plan", "en"))
+    mime = IncomingMessage(2, 3, 0, MimeContent("text/plain", b"another secret"))
+    assert "secret" not in repr(text)
+    assert "secret" not in repr(mime)
+    assert "text/plain" in repr(mime)
+    assert "'en'" in repr(text)

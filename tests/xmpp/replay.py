@@ -84,8 +84,14 @@ class ServerView:
                 out.append(event.element)
         return out
 
-    def restart(self) -> None:
+    def restart(self, *, mid_stream: bool = False) -> None:
+        """Expect a new client header, or (``mid_stream``) pretend it was already read."""
         self.parser.reset()
+        if mid_stream:
+            self.parser.feed(
+                b"<stream:stream xmlns='jabber:client' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+            )
 
 
 Shape = tuple[str, tuple[tuple[str, str], ...], str, tuple["Shape", ...]]
@@ -119,7 +125,8 @@ def login(client: XmppClient, server: ServerView, *, sm: bool = True) -> list[ev
     """Walk a client from IDLE to READY through STARTTLS, SCRAM-SHA-256, bind and SM enable."""
     client.start(0.0)
     header = server.read(client)
-    assert header and isinstance(header[0], dict)
+    assert header
+    assert isinstance(header[0], dict)
     assert header[0]["to"] == DOMAIN
     events = feed(client, SERVER_HEADER + FEATURES_TLS)
     expect(client, server, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
@@ -137,7 +144,8 @@ def login(client: XmppClient, server: ServerView, *, sm: bool = True) -> list[ev
         + "</auth>",
     )
     events += feed(
-        client, f"<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{b64(SERVER_FIRST)}</challenge>"
+        client,
+        f"<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{b64(SERVER_FIRST)}</challenge>",
     )
     expect(
         client,
@@ -154,8 +162,8 @@ def login(client: XmppClient, server: ServerView, *, sm: bool = True) -> list[ev
     expect(
         client,
         server,
-        "<iq xmlns='jabber:client' type='set' id='c1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-        "<resource>gw</resource></bind></iq>",
+        "<iq xmlns='jabber:client' type='set' id='c1'>"
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>gw</resource></bind></iq>",
     )
     events += feed(
         client,
