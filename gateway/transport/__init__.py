@@ -7,9 +7,10 @@ from __future__ import annotations
 from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
 from gateway.transport.device import DeviceDriver, run_device_over_stream, run_device_over_udp
 from gateway.transport.tcp import StreamGateway, TcpListener
-from gateway.transport.udp import UdpEndpoint
+from gateway.transport.udp import DEFAULT_HOST, UdpEndpoint
 
 __all__ = [
+    "DEFAULT_HOST",
     "CoreDriver",
     "DeviceDriver",
     "SessionEvent",

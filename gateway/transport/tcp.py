@@ -17,6 +17,7 @@ import trio
 
 from gateway.session import GatewaySessions, PacketError, StreamDeframer, frame
 from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
+from gateway.transport.udp import DEFAULT_HOST
 
 DEFAULT_CONNECTION_QUEUE = 256  # packets waiting to be written to one connection
 DEFAULT_MAX_CONNECTIONS = 10000  # open connections; more are closed at once
@@ -107,7 +108,7 @@ async def _writer(stream: trio.abc.Stream, packets: trio.MemoryReceiveChannel[by
 class TcpListener:
     """A trio TCP server for device sessions (IPv4 or IPv6)."""
 
-    def __init__(self, core: GatewaySessions, *, host: str = "::", port: int = 0) -> None:
+    def __init__(self, core: GatewaySessions, *, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.gateway = StreamGateway(core)
         self.host = host
         self.port = port

@@ -18,6 +18,7 @@ import trio
 from gateway.session import GatewaySessions
 from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
 
+DEFAULT_HOST = "127.0.0.1"  # loopback unless the operator configures an address to expose
 DEFAULT_MAX_DATAGRAM = 2048  # larger than any record we send (1232); more is dropped unread
 DEFAULT_SEND_QUEUE = 1024  # datagrams waiting for the socket
 
@@ -29,7 +30,7 @@ class UdpEndpoint:
         self,
         core: GatewaySessions,
         *,
-        host: str = "::",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         max_datagram: int = DEFAULT_MAX_DATAGRAM,
         send_queue: int = DEFAULT_SEND_QUEUE,

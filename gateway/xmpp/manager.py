@@ -32,7 +32,7 @@ from typing import Final, TypeVar
 import trio
 
 from gateway.xmpp import events as ev
-from gateway.xmpp.client import ClientConfig, EncryptionRequiredError, XmppClient
+from gateway.xmpp.client import ClientConfig, ClientState, EncryptionRequiredError, XmppClient
 from gateway.xmpp.connection import (
     DEFAULT_CONNECT_TIMEOUT,
     UpstreamConnection,
@@ -132,6 +132,10 @@ class UpstreamSession:
         """Run ``action`` on the current client (queueing if offline) and write its output."""
         if self._closing:
             raise LocalProtocolError("the session is closing")
+        if self._client_is_over() and not self._stopped.is_set():
+            # The connection just ended and run() has not yet built the next client (it is still
+            # delivering the end events): build it now, so this stanza queues instead of failing.
+            self._prepare_next_client()
         result = action(self.client)
         if self.connection is not None and self.connection.client is self.client:
             await self.connection.flush()
@@ -197,7 +201,8 @@ class UpstreamSession:
                     if _permanent(error):
                         await self._send_events.send(ev.ConnectionClosed(error, None))
                         break
-                    self._prepare_next_client()
+                    if self._client_is_over():  # else use() already built the next one
+                        self._prepare_next_client()
                     delay = backoff_delay(attempt, self.settings, self._rng)
                     attempt += 1
                     await self._send_events.send(ev.ConnectionClosed(error, delay))
@@ -240,6 +245,9 @@ class UpstreamSession:
         )
         ended = await self.connection.run()
         return ended.error, was_up
+
+    def _client_is_over(self) -> bool:
+        return self.client.state in (ClientState.CLOSED, ClientState.FAILED)
 
     def _prepare_next_client(self) -> None:
         """The client of the next connection: resuming if possible, else re-sending."""

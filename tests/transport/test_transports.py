@@ -180,3 +180,16 @@ async def test_udp_endpoint_over_loopback(host: str) -> None:
                     break
         await endpoint.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_listeners_bind_loopback_unless_configured() -> None:
+    listener = TcpListener(_core(stream=True))
+    endpoint = UdpEndpoint(_core(stream=False))
+    async with trio.open_nursery() as nursery:
+        tcp_address = await nursery.start(listener.serve)
+        udp_address = await nursery.start(endpoint.serve)
+        assert tcp_address[0] == "127.0.0.1"
+        assert udp_address[0] == "127.0.0.1"
+        await listener.aclose()
+        await endpoint.aclose()
+        nursery.cancel_scope.cancel()

@@ -753,3 +753,23 @@ def test_any_sequence_of_server_elements_ends_well(lines: list[str]) -> None:
             return
         feed(client, line)
         client.data_to_send()
+
+
+def test_the_password_never_shows_in_reprs_events_or_the_wire() -> None:
+    client = make_client(password="not-pencil")  # the server proves 'pencil': login fails
+    sent = bytearray()
+    client.start(0.0)
+    feed(client, SERVER_HEADER + FEATURES_TLS)
+    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    client.tls_established()
+    feed(client, SERVER_HEADER + FEATURES_SASL)
+    sent += client.data_to_send()
+    feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
+    sent += client.data_to_send()
+    events = feed(client, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
+    sent += client.data_to_send()
+    assert isinstance(events[-1], ev.StreamEnded)
+    texts = [repr(client.config), repr(client), repr(events), str(events[-1].error)]
+    assert all("not-pencil" not in text for text in texts)
+    assert b"not-pencil" not in bytes(sent)
+    assert b64(b"not-pencil").encode() not in bytes(sent)

@@ -325,3 +325,28 @@ async def test_certificate_for_another_name_is_refused(running_prosody: ProsodyS
     assert "hostname" in str(ended.error).lower()
     assert not client.authenticated
     assert not any(isinstance(event, ev.Authenticated) for event in seen)
+
+
+async def test_many_sessions_in_one_manager_then_clean_shutdown(
+    running_prosody: ProsodyServer,
+) -> None:
+    # Several accounts live side by side in one process; each sends to the next one round the
+    # ring, and leaving the manager closes every stream with </stream:stream> (no error).
+    accounts = [running_prosody.create_user() for _ in range(4)]
+    logs: list[EventLog] = []
+    async with manager_for(running_prosody) as manager:
+        sessions = [await manager.open_session(config_for(account)) for account in accounts]
+        logs = [EventLog(session.events) for session in sessions]
+        for log in logs:
+            await log.wait_for(ev.SessionEstablished)
+        for index, session in enumerate(sessions):
+            await session.send_presence()
+            target = Jid.parse_untrusted(accounts[(index + 1) % len(accounts)].jid)
+            await session.send_message(target, f"ring {index}")
+        for index, log in enumerate(logs):
+            received = await log.wait_for(ev.MessageReceived)
+            assert isinstance(received, ev.MessageReceived)
+            assert received.message.body == f"ring {(index - 1) % len(accounts)}"
+    for log in logs:
+        ended = await log.wait_for(ev.StreamEnded)
+        assert ended == ev.StreamEnded(None)
