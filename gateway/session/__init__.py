@@ -87,6 +87,7 @@ from gateway.session.tickets import (
     ResumeRequest,
     TicketKeyRing,
     TicketRejectedError,
+    TicketRingFileError,
 )
 
 __all__ = [
@@ -157,6 +158,7 @@ __all__ = [
     "TicketKeyRing",
     "TicketReceived",
     "TicketRejectedError",
+    "TicketRingFileError",
     "WireCodec",
     "decode_control_untrusted",
     "encode_control",

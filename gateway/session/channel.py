@@ -394,6 +394,16 @@ class SecureChannel:
             out.append(self._ack_only(now))
         return out
 
+    def seal_probe(self, item: ControlItem, now: float) -> bytes:
+        """Seal one path probe (PATH_CHALLENGE) at once, outside the send queue.
+
+        The gateway sends it ahead of data held back by the anti-amplification limit, from the
+        budget it keeps for probes (gateway_side.py), so validation of a new address never
+        waits behind data that cannot be sent yet.
+        """
+        self._require_open()
+        return self._unreliable(Content.CONTROL, encode_control([item]), now)
+
     def _ack_only(self, now: float) -> bytes:
         plaintext = self._ack_message()
         self._clear_ack()
@@ -427,10 +437,20 @@ class SecureChannel:
         if self.state is not ChannelState.OPEN:
             return []
         try:
-            self._retransmit.extend(self._send.due(now))
+            expired = self._send.due(now)
         except RemoteProtocolError as exc:
             self.state = ChannelState.CLOSED
             return [SessionClosed(str(exc))]
+        if expired:
+            self._retransmit.extend(expired)
+            # The probe (RFC 9002 §6.2.4, RFC 9000 §8.1): a retransmission is a byte-for-byte
+            # copy, which the peer must treat as a duplicate, so it neither moves a session to
+            # a rebound address (only the newest record does, RFC 9000 §9.3) nor tells the peer
+            # anything new. A fresh ack-only record rides along: it is always the newest record,
+            # so the peer follows a NAT rebinding even when every new record was lost, and it
+            # refreshes the peer's view of what arrived.
+            self._ack_pending = True
+            self._ack_deadline = now
         interval = self.config.keepalive_interval
         if interval is not None and now >= self._last_sent + interval:
             self.send_control(KeepAlive(), reliable=False)

@@ -23,6 +23,8 @@ DEFAULT_DEVICE_RATE = 200.0  # records per second per session
 DEFAULT_DEVICE_BURST = 400.0
 DEFAULT_MAX_HELD = 16  # datagrams held back per session by the amplification limit
 DEFAULT_CHALLENGE_INTERVAL = 1.0  # seconds between PATH_CHALLENGEs to an unvalidated address
+MAX_CHALLENGE_INTERVAL = 60.0  # back-off cap of the PATH_CHALLENGE timer (as MAX_RTO)
+PROBE_RESERVE = 64  # bytes of 3x budget kept for PATH_CHALLENGEs: two probes of <= 32 bytes
 MAX_OUTSTANDING_CHALLENGES = 3  # recent challenges whose response is still accepted
 
 

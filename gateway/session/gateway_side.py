@@ -58,7 +58,9 @@ from gateway.session.events import (
 )
 from gateway.session.gateway_config import (
     DEFAULT_CHALLENGE_INTERVAL,
+    MAX_CHALLENGE_INTERVAL,
     MAX_OUTSTANDING_CHALLENGES,
+    PROBE_RESERVE,
     TRANSITIONS,
     GatewayConfig,
     GatewayStatistics,
@@ -101,6 +103,8 @@ class _Session:
     cached_reply: bytes | None = None
     challenges: deque[bytes] = field(default_factory=deque)
     challenge_sent: float = 0.0
+    challenge_interval: float = DEFAULT_CHALLENGE_INTERVAL  # doubles per unanswered challenge
+    challenge_deadline: float | None = None  # next PATH_CHALLENGE while validation is pending
     held: deque[bytes] = field(default_factory=deque)
 
 
@@ -262,6 +266,8 @@ class GatewaySessions:
                 if session.channel.state is not ChannelState.OPEN:
                     self._end(session, Input.CLOSE, "channel ended")
                     continue
+            if session.challenge_deadline is not None and now >= session.challenge_deadline:
+                self._challenge(session, now)  # unanswered: probe again (RFC 9000 §8.2.1)
             self._dirty.add(connection_id)
 
     def statistics(self) -> GatewayStatistics:
@@ -296,9 +302,12 @@ class GatewaySessions:
         return True
 
     def _send_session(self, session: _Session, data: bytes) -> None:
-        # Datagrams need no order: whatever fits the 3x budget goes now (path challenges are
-        # small), the rest waits for the peer to send more or to be validated.
-        if not self._addresses.may_send(session.address, len(data)):
+        # Datagrams need no order: whatever fits the 3x budget goes now, the rest waits for the
+        # peer to send more or to be validated. While a PATH_CHALLENGE is outstanding, data
+        # leaves PROBE_RESERVE bytes of the budget unspent, so that the challenge timer can
+        # always probe again (a lost challenge must not leave both ends waiting, RFC 9000 §8.2.1).
+        reserve = PROBE_RESERVE if session.challenges else 0
+        if not self._addresses.may_send(session.address, len(data) + reserve):
             if len(session.held) < self.config.max_held:
                 session.held.append(data)
                 self._counters["amplification_held"] += 1
@@ -309,7 +318,8 @@ class GatewaySessions:
 
     def _release_held(self, session: _Session) -> None:
         address = session.address
-        while session.held and self._addresses.may_send(address, len(session.held[0])):
+        reserve = PROBE_RESERVE if session.challenges else 0
+        while session.held and self._addresses.may_send(address, len(session.held[0]) + reserve):
             self._send(session.held.popleft(), address)
 
     def _flush(self, session: _Session, now: float) -> None:
@@ -334,6 +344,8 @@ class GatewaySessions:
                 channel_deadline = session.channel.next_deadline()
                 if channel_deadline is not None:
                     deadline = min(deadline, channel_deadline)
+            if session.challenge_deadline is not None:
+                deadline = min(deadline, session.challenge_deadline)
         if deadline is not None and self._scheduled.get(connection_id) != deadline:
             self._scheduled[connection_id] = deadline
             heapq.heappush(self._timers, (deadline, connection_id))
@@ -552,7 +564,7 @@ class GatewaySessions:
                 session.channel.send_control(PathResponse(item.data), reliable=False)
             elif isinstance(item, PathResponse):
                 if item.data in session.challenges and address == session.address:
-                    session.challenges.clear()
+                    self._end_validation(session)
                     self._addresses.validate(address)
                     self._release_held(session)
                     self._emit_event(session, PathValidated(address))
@@ -565,19 +577,34 @@ class GatewaySessions:
         old = session.address
         session.address = address
         session.held.clear()
-        session.challenges.clear()
+        self._end_validation(session)
         self._counters["migrations"] += 1
         self._emit_event(session, PathMigrated(old, address))
         if not self._addresses.is_validated(address):
             self._challenge(session, now)
 
+    def _end_validation(self, session: _Session) -> None:
+        session.challenges.clear()
+        session.challenge_deadline = None
+        session.challenge_interval = DEFAULT_CHALLENGE_INTERVAL
+
     def _challenge(self, session: _Session, now: float) -> None:
-        """Send a fresh PATH_CHALLENGE (RFC 9000 §8.2.1); keep the last few acceptable."""
-        if session.channel is None:
+        """Send a fresh PATH_CHALLENGE (RFC 9000 §8.2.1); keep the last few acceptable.
+
+        The challenge goes out at once, ahead of held data, from the budget the data left for
+        it (:data:`PROBE_RESERVE`). Until a PATH_RESPONSE arrives a timer repeats it with
+        exponential back-off (as RFC 6298 §5.5 backs off a retransmission), so a lost challenge
+        or response cannot stall a device that has nothing more to send.
+        """
+        if session.channel is None or session.channel.state is not ChannelState.OPEN:
             return
         data = self._random_bytes(CHALLENGE_LENGTH)
         session.challenges.append(data)
         while len(session.challenges) > MAX_OUTSTANDING_CHALLENGES:
             session.challenges.popleft()
+        if session.challenge_deadline is not None:
+            session.challenge_interval = min(MAX_CHALLENGE_INTERVAL, session.challenge_interval * 2)
         session.challenge_sent = now
-        session.channel.send_control(PathChallenge(data), reliable=False)
+        session.challenge_deadline = now + session.challenge_interval
+        self._send(session.channel.seal_probe(PathChallenge(data), now), session.address)
+        self._dirty.add(session.connection_id)

@@ -19,6 +19,13 @@ Theory of operation (in the spirit of TLS 1.3 PSK resumption, RFC 8446 §2.2, ma
   request with a used ticket is rejected.
 * Rotation. Keys rotate every ``rotation_interval``; the previous ``retain`` keys still open
   tickets. The ring (keys and used serials) is what a gateway persists to resume across restarts.
+* Persistence. :meth:`TicketKeyRing.to_bytes` gives a CBOR snapshot (keep it in a 0600 file, e.g.
+  with ``gateway.impp.keyfiles.write_protected_file``); :meth:`TicketKeyRing.from_bytes` restores it
+  and immediately rotates to a fresh key. That rotation is what makes a stale snapshot safe: tickets
+  issued after the snapshot was taken used serials the snapshot does not know, and reusing one under
+  the same key would reuse an AES-CCM nonce; a fresh key can never collide. Tickets sealed under the
+  restored keys still open. A ticket spent after the last snapshot is not known to be spent, so the
+  caller saves the ring after each resumption it accepts (and after each rotation).
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
+import cbor2
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.session.errors import DropReason, PacketError, RemoteProtocolError
+from gateway.session.errors import DropReason, LocalProtocolError, PacketError, RemoteProtocolError
 from gateway.session.packets import HandshakeKind, HandshakePacket
 
 TICKET_KEY_LENGTH = 16
@@ -48,6 +57,12 @@ DEFAULT_TICKET_LIFETIME = 7 * 24 * 3600  # seconds a ticket stays valid (a week 
 DEFAULT_ROTATION_INTERVAL = 7 * 24 * 3600  # seconds between ticket key rotations
 DEFAULT_RETAIN_KEYS = 2  # old keys kept so tickets issued before a rotation still open
 DEFAULT_MAX_USED_TICKETS = 1_000_000  # remembered used serials (anti-replay memory bound)
+RING_FORMAT_VERSION = 1  # of the persisted snapshot
+MAX_RING_SNAPSHOT = 64 * 1024 * 1024  # bytes; a full used-serial memory is about 20 MB
+
+
+class TicketRingFileError(LocalProtocolError):
+    """A persisted ticket ring snapshot is corrupt or of an unknown version (an operator matter)."""
 
 
 class TicketRejectedError(RemoteProtocolError):
@@ -71,11 +86,13 @@ class TicketKeyRing:
     rotation_interval: float = DEFAULT_ROTATION_INTERVAL
     retain: int = DEFAULT_RETAIN_KEYS
     max_used: int = DEFAULT_MAX_USED_TICKETS
-    keys: dict[int, bytes] = field(default_factory=dict)
+    keys: dict[int, bytes] = field(default_factory=dict, repr=False)  # secrets: not in logs
     current: int = -1
     rotated_at: float = 0.0
     next_serial: int = 0
-    used: dict[tuple[int, int], float] = field(default_factory=dict)  # (key, serial) -> expiry
+    used: dict[tuple[int, int], float] = field(  # (key, serial) -> expiry
+        default_factory=dict, repr=False
+    )
 
     def rotate(self, now: float, key: bytes | None = None) -> None:
         """Start a new current key (fresh random unless given); forget keys beyond ``retain``."""
@@ -139,6 +156,66 @@ class TicketKeyRing:
             resumption_secret=_hmac(key, b"psk", ticket)[:RESUMPTION_SECRET_LENGTH],
         )
 
+    def to_bytes(self) -> bytes:
+        """A snapshot of the ring (keys, rotation state, spent serials) for a 0600 file."""
+        return bytes(
+            cbor2.dumps(
+                [
+                    RING_FORMAT_VERSION,
+                    self.rotation_interval,
+                    self.retain,
+                    self.max_used,
+                    {key_id: key for key_id, key in sorted(self.keys.items())},
+                    self.current,
+                    self.rotated_at,
+                    self.next_serial,
+                    [[k, s, expiry] for (k, s), expiry in sorted(self.used.items())],
+                ]
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, now: float) -> TicketKeyRing:
+        """Restore a snapshot from :meth:`to_bytes`, drop expired spent serials, rotate the key.
+
+        Raises :class:`TicketRingFileError` on a corrupt or unknown snapshot.
+        """
+        if len(data) > MAX_RING_SNAPSHOT:
+            raise TicketRingFileError(f"ticket ring snapshot larger than {MAX_RING_SNAPSHOT} bytes")
+        try:
+            decoded: Any = cbor2.loads(data)
+            version = decoded[0]
+        except (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise TicketRingFileError(f"ticket ring snapshot is corrupt: {exc}") from exc
+        if version != RING_FORMAT_VERSION:
+            raise TicketRingFileError(f"ticket ring snapshot version {version!r} is unknown")
+        try:
+            ring = cls._from_fields(decoded[1:], now)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise TicketRingFileError(f"ticket ring snapshot is corrupt: {exc}") from exc
+        if ring.current >= 0 and ring.current not in ring.keys:
+            raise TicketRingFileError("ticket ring snapshot names a current key it does not hold")
+        ring.rotate(now)
+        return ring
+
+    @classmethod
+    def _from_fields(cls, fields: Any, now: float) -> TicketKeyRing:
+        (interval, retain, max_used, keys, current, rotated_at, serial, used) = fields
+        ring = cls(
+            rotation_interval=_number(interval),
+            retain=_small_int(retain, 0, 255),
+            max_used=_small_int(max_used, 1, 1 << 40),
+            keys={_small_int(k, 0, 255): _key(v) for k, v in dict(keys).items()},
+            current=_small_int(current, -1, 255),
+            rotated_at=_number(rotated_at),
+            next_serial=_small_int(serial, 0, 1 << 24),
+        )
+        for key_id, serial_number, expiry in used:
+            if _number(expiry) > now:
+                spent = (_small_int(key_id, 0, 255), _small_int(serial_number, 0, 1 << 24))
+                ring.used[spent] = _number(expiry)
+        return ring
+
     def mark_used(self, opened: OpenedTicket, now: float) -> None:
         """Remember a serial as spent until it would expire anyway; raises if already spent."""
         ident = (opened.key_id, opened.serial)
@@ -150,6 +227,24 @@ class TicketKeyRing:
             if len(self.used) >= self.max_used:
                 raise TicketRejectedError("used-ticket memory full")
         self.used[ident] = opened.expiry
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, found {type(value).__name__}")
+    return float(value)
+
+
+def _small_int(value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"expected an integer in [{low}, {high}], found {value!r}")
+    return value
+
+
+def _key(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) != TICKET_KEY_LENGTH:
+        raise ValueError("ticket keys are 16-byte strings")
+    return value
 
 
 @dataclass(frozen=True)
