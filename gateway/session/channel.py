@@ -375,6 +375,11 @@ class SecureChannel:
             out.append(self._unreliable(Content.CONTROL, encode_control(items), now))
         if self.protection.update_due():
             self.protection.update_send_key()
+            if self.config.stream:
+                # A stream delivers in order and is never acknowledged: the peer reads every
+                # record of the old phase before the first of the new one, so the update needs
+                # no confirmation (without this, a TCP session would update its key only once).
+                self.protection.send_phase_confirmed = True
             self._first_sequence_of_phase = self._send.next_sequence
             self.stats.key_updates += 1
             self._events.append(KeyUpdated(self.protection.send_phase))

@@ -12,7 +12,7 @@ Session control items (content type CONTROL, packets.py) are the session's own C
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cbor2
@@ -85,7 +85,7 @@ class NewTicket:
     """Gateway -> device: a resumption ticket and the secret that goes with it."""
 
     ticket: bytes
-    resumption_secret: bytes
+    resumption_secret: bytes = field(repr=False)  # a secret: never in a repr or a log line
     lifetime: int
 
 

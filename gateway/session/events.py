@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Event:
@@ -57,7 +57,7 @@ class TicketReceived(Event):
     """The gateway issued a resumption ticket (device side)."""
 
     ticket: bytes
-    resumption_secret: bytes
+    resumption_secret: bytes = field(repr=False)  # a secret: never in a repr or a log line
     lifetime: int
 
 

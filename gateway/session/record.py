@@ -30,7 +30,7 @@ Theory of operation.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -148,8 +148,8 @@ class SessionSecrets:
     """The traffic secrets of one session, from one side's point of view."""
 
     algorithm: AeadAlgorithm
-    send_secret: bytes
-    receive_secret: bytes
+    send_secret: bytes = field(repr=False)  # secrets: never in a repr or a log line
+    receive_secret: bytes = field(repr=False)
 
     @classmethod
     def from_master(

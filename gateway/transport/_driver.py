@@ -11,6 +11,7 @@ backpressure, not loss).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -56,6 +57,8 @@ class CoreDriver:
         self._clock = clock
         self._wake = trio.Event()
         self._event_send, self.events = trio.open_memory_channel[SessionEvent](event_queue)
+        self._pending_events: deque[SessionEvent] = deque()
+        self._delivering = trio.StrictFIFOLock()  # one task hands events over at a time
         self.datagrams_received = 0
         self.datagrams_sent = 0
         self.send_errors = 0
@@ -82,8 +85,21 @@ class CoreDriver:
         for datagram, destination in self.core.datagrams_to_send(self._clock()):
             self.datagrams_sent += 1
             self._route(datagram, destination)
-        for connection_id, event in self.core.events():
-            await self._event_send.send(SessionEvent(connection_id, event))
+        # Cancel-safe: an event leaves the pending queue only once the channel took it, so a
+        # task cancelled while waiting here (a connection closing) loses nothing; the next
+        # flush, from any task, delivers the rest in order.
+        self._pending_events.extend(
+            SessionEvent(connection_id, event) for connection_id, event in self.core.events()
+        )
+        async with self._delivering:
+            while self._pending_events:
+                try:
+                    await self._event_send.send(self._pending_events[0])
+                except trio.ClosedResourceError:
+                    # aclose() ended the event channel while a receive or timer task still ran
+                    # (shutdown is in progress): the application stopped listening, so drop it.
+                    self.count_drop("event_after_close")
+                self._pending_events.popleft()
 
     async def run_timers(self) -> None:
         """Forever: sleep until the core's next deadline (or a wake-up), then run its timers."""

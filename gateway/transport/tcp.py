@@ -5,6 +5,9 @@ handshake proved it), with the core in stream mode (``ChannelConfig(stream=True)
 retransmission). :func:`serve_stream` runs one connection over any trio stream, so tests drive it
 over ``trio.testing.memory_stream_pair`` exactly as over a socket. A malformed length prefix ends
 that connection only (the stream has lost its framing) and is counted; other connections go on.
+A connection whose write queue is full is closed, not thinned: records on a stream are never
+retransmitted, so a dropped one would leave a gap that silently stalls the session; a closed
+connection tells the device to reconnect and resume.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class StreamGateway:
         self.connection_queue = connection_queue
         self.max_connections = max_connections
         self._connections: dict[Hashable, trio.MemorySendChannel[bytes]] = {}
+        self._scopes: dict[Hashable, trio.CancelScope] = {}
         self._numbers = itertools.count()
 
     @property
@@ -64,6 +68,12 @@ class StreamGateway:
             channel.send_nowait(frame(packet))
         except trio.WouldBlock:
             self.driver.count_drop("connection_queue_full")
+            channel.close()  # later packets to this connection count as connection_gone
+            scope = self._scopes.get(destination)
+            if scope is not None:
+                scope.cancel()
+        except trio.ClosedResourceError:
+            self.driver.count_drop("connection_gone")
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Run one connection until the peer closes it or breaks the framing."""
@@ -78,6 +88,7 @@ class StreamGateway:
         deframer = StreamDeframer()
         try:
             async with trio.open_nursery() as nursery:
+                self._scopes[address] = nursery.cancel_scope
                 nursery.start_soon(_writer, stream, receive)
                 try:
                     while True:
@@ -93,6 +104,7 @@ class StreamGateway:
                 nursery.cancel_scope.cancel()
         finally:
             del self._connections[address]
+            self._scopes.pop(address, None)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 

@@ -181,3 +181,27 @@ def test_key_update_before_the_limit() -> None:
     assert updates >= 5
     assert device.protection.send_phase == updates
     assert device.statistics().key_updates == updates
+
+
+def test_key_update_repeats_on_a_stream() -> None:
+    # A stream is never acknowledged, so the update cannot wait for an ack of the new phase:
+    # every key_update_after records the key must move on, not just the first time.
+    gateway, device = pair(key_update_after=3, config=ChannelConfig(stream=True))
+    received: list[object] = []
+    for i in range(40):
+        device.send_operation(wire.Ping(id=i))
+        received += deliver(device.datagrams_to_send(float(i)), gateway, 2, float(i))
+    assert received == [wire.Ping(id=i) for i in range(40)]
+    assert device.statistics().key_updates == 13  # records 3, 6, ..., 39 each start a phase
+    assert device.protection.sealed_with_current_key <= 3
+
+
+def test_secrets_are_not_in_reprs() -> None:
+    from gateway.session.codec import NewTicket
+    from gateway.session.events import TicketReceived
+
+    secrets_ = SessionSecrets.from_master(bytes(range(32)), AeadAlgorithm.A128GCM, is_gateway=True)
+    for secret in (secrets_.send_secret, secrets_.receive_secret):
+        assert repr(secret) not in repr(secrets_)
+    for item in (NewTicket(b"t", b"\x99" * 16, 60), TicketReceived(b"t", b"\x99" * 16, 60)):
+        assert "\\x99" not in repr(item)

@@ -21,8 +21,11 @@ from gateway.session import (
     SessionEstablished,
     TicketKeyRing,
     WireCodec,
+    frame,
 )
+from gateway.session.gateway_config import DEFAULT_HANDSHAKE_TIMEOUT
 from gateway.transport import (
+    CoreDriver,
     DeviceDriver,
     SessionEvent,
     StreamGateway,
@@ -194,4 +197,79 @@ async def test_listeners_bind_loopback_unless_configured() -> None:
         assert udp_address[0] == "127.0.0.1"
         await listener.aclose()
         await endpoint.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_timers_after_shutdown_do_not_crash_the_driver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # aclose() ends the event channel; a timer that fires before the adapter's tasks are
+    # cancelled (here: a half-open handshake timing out) must not take the adapter down.
+    sent: list[bytes] = []
+    driver = CoreDriver(_core(stream=False), lambda data, _address: sent.append(data))
+    device = DeviceSession(handshake_factory=initiator_factory(), codec=WireCodec())
+    device.connect(0.0)
+    (initial,) = device.datagrams_to_send(0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.run_timers)
+        await driver.receive(initial, ("192.0.2.7", 5683))
+        assert driver.core.statistics().handshakes_in_progress == 1
+        await driver.aclose()
+        await trio.sleep(DEFAULT_HANDSHAKE_TIMEOUT + 1)
+        assert driver.core.statistics().handshakes_in_progress == 0
+        assert driver.statistics().dropped == {"event_after_close": 1}
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_full_write_queue_closes_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Stream records are never retransmitted: dropping one would leave a gap that stalls the
+    # session for good, so an overflowing connection is closed and the device learns of it.
+    gateway = StreamGateway(_core(stream=True), connection_queue=2)
+    device = _device(stream=True)
+    gateway_side, device_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.driver.run_timers)
+        nursery.start_soon(gateway.serve_stream, gateway_side)
+        device_done = trio.Event()
+
+        async def run_device() -> None:
+            await run_device_over_stream(device, device_side)
+            device_done.set()
+
+        nursery.start_soon(run_device)
+        device.connect()
+        async for item in gateway.events:
+            if isinstance(item.event, SessionEstablished):
+                connection_id = item.connection_id
+                break
+        big = wire.TextContent("y" * 60000)  # several 16 KiB records each
+        for i in range(4):
+            gateway.send_operation(
+                connection_id, wire.IncomingMessage(id=i, sender="a@b.c", timestamp=0, content=big)
+            )
+        with trio.fail_after(10):
+            await device_done.wait()
+        assert gateway.statistics().dropped.get("connection_queue_full") == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_bad_packets_are_counted_and_the_connection_goes_on() -> None:
+    gateway = StreamGateway(_core(stream=True))
+    device = _device(stream=True)
+    gateway_side, device_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.driver.run_timers)
+        nursery.start_soon(gateway.serve_stream, gateway_side)
+        # Well framed but meaningless packets on the very connection the device then uses.
+        for packet in (b"\x00", b"\x7f\x01", b"\x81\x00\x00\x01" + bytes(20)):
+            await device_side.send_all(frame(packet))
+        nursery.start_soon(run_device_over_stream, device, device_side)
+        with trio.fail_after(30):
+            await _exchange(gateway.events, gateway.send_operation, device)
+        dropped = gateway.statistics().core.dropped
+        assert dropped["malformed"] == 2
+        assert dropped["unknown_connection"] == 1
+        assert gateway.statistics().dropped == {}
         nursery.cancel_scope.cancel()
