@@ -126,7 +126,10 @@ class Credential:
         """The certificate's DER bytes (X.509 credentials only)."""
         if self.type is not CredentialType.X509:
             raise LocalProtocolError("not an X.509 credential")
-        return cbor.decode_single_untrusted(self.encoded)  # type: ignore[return-value]
+        der = cbor.decode_single_untrusted(self.encoded)
+        if not isinstance(der, bytes):
+            raise LocalProtocolError("an X.509 credential must hold the certificate as a bstr")
+        return der
 
     def id_cred(self, transfer: CredentialTransfer) -> bytes:
         """ID_CRED_x as a COSE header map (RFC 9528 §3.5.3), encoded."""

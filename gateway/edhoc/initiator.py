@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Collection, Sequence
+from typing import TypedDict
 
 from gateway.edhoc import cbor, key_schedule
 from gateway.edhoc._endpoint import (
@@ -42,6 +43,16 @@ from gateway.edhoc.messages import (
 )
 from gateway.edhoc.state import Input, Role
 from gateway.edhoc.suites import SUPPORTED_SUITES, CipherSuite, Method
+
+
+class _RetryConfig(TypedDict):
+    """What a retried Initiator (after error code 2) keeps from the first one."""
+
+    credential_lookup: CredentialLookup
+    credential_transfer: CredentialTransfer
+    known_ead_labels: Collection[int]
+    max_message_size: int
+    max_ead_items: int
 
 
 class Initiator(Endpoint):
@@ -89,7 +100,7 @@ class Initiator(Endpoint):
         params = self.suite.parameters
         own_curve = params.signature_curve if self.method.initiator_signs else params.ecdh_curve
         self._credential = self._own_credential_for(own_curve)
-        self._config = {
+        self._config: _RetryConfig = {
             "credential_lookup": credential_lookup,
             "credential_transfer": credential_transfer,
             "known_ead_labels": known_ead_labels,
@@ -111,7 +122,7 @@ class Initiator(Endpoint):
                     c_i=self.c_i if c_i is None else c_i,
                     credential=self._own_credentials,
                     crypto=self._crypto,
-                    **self._config,  # type: ignore[arg-type]
+                    **self._config,
                 )
         raise LocalProtocolError("no cipher suite in common with the Responder")
 

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
@@ -30,6 +31,8 @@ GATEWAY_KEY = bytes.fromhex("72cc4761dbd4c78f758931aa589d348d1ef874a7e303ede2f14
 DEVICE_KID = b"\x2b"
 GATEWAY_ADDRESS = ("2001:db8::1", 5683)
 DEVICE_ADDRESS = ("198.51.100.7", 40000)
+
+EventT = TypeVar("EventT", bound=Event)
 
 
 def _credential(private_key: bytes, kid: bytes, name: str) -> Credential:
@@ -126,8 +129,8 @@ class Recorder:
     by_session: list[tuple[bytes, Event]] = field(default_factory=list)
     stamped: list[tuple[float, Event]] = field(default_factory=list)
 
-    def of_type(self, kind: type) -> list[Event]:
-        """Events of one type."""
+    def of_type(self, kind: type[EventT]) -> list[EventT]:
+        """Events of one type, typed as that type."""
         return [e for e in self.events if isinstance(e, kind)]
 
     def pings(self) -> list[int]:
@@ -139,6 +142,14 @@ class Recorder:
             for e in self.events
             if isinstance(e, OperationReceived) and isinstance(e.message, wire.Ping)
         ]
+
+    def incoming_ids(self) -> list[int]:
+        """Ids of the IncomingMessage operations received, in arrival order; nothing else came."""
+        from gateway.session.events import OperationReceived
+
+        messages = [e.message for e in self.events if isinstance(e, OperationReceived)]
+        assert all(isinstance(m, wire.IncomingMessage) for m in messages), messages
+        return [m.id for m in messages if isinstance(m, wire.IncomingMessage)]
 
 
 async def run_gateway(

@@ -26,28 +26,19 @@ from gateway.session import (
     OperationReceived,
     PathMigrated,
     PathValidated,
-    SessionEstablished,
 )
 from gateway.session.errors import RecordRejectedError
 from gateway.session.gateway_config import DEFAULT_CHALLENGE_INTERVAL
 from gateway.session.mobility import AMPLIFICATION_FACTOR
 from gateway.session.packets import ProtectedRecord, parse_packet_untrusted
-from tests.session.fakenet import FakeNetwork, LinkModel
 from tests.session.helpers import (
     DEVICE_ADDRESS,
-    GATEWAY_ADDRESS,
-    DeviceNode,
-    Recorder,
     make_device,
     make_gateway,
-    run_gateway,
-    until,
 )
 from tests.session.test_record import pair
-from tests.session.test_scenarios import AmplificationAudit, connect
-
-OPERATIONS = 200  # each way, as in test_scenarios; the stall needs a busy window
-NEW_ADDRESS = ("203.0.113.9", 61000)
+from tests.session.test_scenarios import NAT_NEW_ADDRESS as NEW_ADDRESS
+from tests.session.test_scenarios import nat_rebinding_scenario
 
 
 def _record(datagram: bytes, cid_length: int) -> ProtectedRecord:
@@ -207,59 +198,6 @@ def test_challenges_beyond_the_budget_are_not_sent() -> None:
     assert gateway.statistics().dropped["amplification_limited"] > 0
 
 
-async def _nat_scenario(network_seed: int) -> int:
-    """A device and the gateway trade operations; the NAT rebinds the device half-way."""
-    gateway = make_gateway()
-    audit = AmplificationAudit([gateway])
-    events = Recorder()
-    operations = OPERATIONS
-    link = LinkModel(loss=0.1, duplicate=0.05, delay=0.1, jitter=0.1)
-    async with trio.open_nursery() as nursery:
-        net = FakeNetwork(nursery, seed=network_seed, link=link)
-        nursery.start_soon(
-            run_gateway,
-            gateway,
-            net,
-            GATEWAY_ADDRESS,
-            events,
-            None,
-            audit.on_receive,
-            audit.on_send,
-        )
-        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
-        nursery.start_soon(node.run)
-        await trio.lowlevel.checkpoint()
-        connection_id = await connect(node, events)
-        text = wire.TextContent("x" * 300)
-        for i in range(operations):
-            if i == operations // 2:
-                node.rebind(NEW_ADDRESS)
-            node.device.send_operation(wire.Ping(id=i))
-            for _ in range(3):
-                gateway.send_operation(
-                    connection_id,
-                    wire.IncomingMessage(id=i, sender="a@b.c", timestamp=0, content=text),
-                )
-            node.poke()
-            net.notify(GATEWAY_ADDRESS)
-            await trio.sleep(0.1)
-
-        def done() -> bool:
-            incoming = node.recorder.of_type(OperationReceived)
-            return len(events.pings()) >= operations and len(incoming) >= 3 * operations
-
-        await until(done, step=1, limit=600)
-        nursery.cancel_scope.cancel()
-    assert events.pings() == list(range(operations))
-    incoming = [e.message.id for e in node.recorder.of_type(OperationReceived)]  # type: ignore[attr-defined]
-    assert incoming == [i for i in range(operations) for _ in range(3)]
-    migrated = events.of_type(PathMigrated)
-    assert [(m.old_address, m.new_address) for m in migrated] == [(DEVICE_ADDRESS, NEW_ADDRESS)]  # type: ignore[attr-defined]
-    assert events.of_type(PathValidated)
-    assert len(events.of_type(SessionEstablished)) == 1
-    return audit.checked
-
-
 # (scheduler seed, network seed). Before the fix, (27, 99) and (51, 99) stalled: the device's
 # window was full of records the gateway could not yet accept when the NAT rebound, so it sent
 # only retransmissions, which never move a session.
@@ -278,5 +216,5 @@ async def test_nat_rebinding_survives_many_interleavings(
     # trio runs each batch of ready tasks in an order drawn from this generator: seeding it
     # makes one interleaving of the device, gateway and network tasks reproducible.
     monkeypatch.setattr(trio._core._run, "_r", random.Random(scheduler_seed))
-    checked = await _nat_scenario(network_seed)
+    checked = await nat_rebinding_scenario(network_seed)
     assert checked > 0  # datagrams to the unvalidated address were audited against 3x

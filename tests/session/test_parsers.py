@@ -28,7 +28,7 @@ from gateway.session import (
     frame,
     parse_packet_untrusted,
 )
-from gateway.session.codec import KeepAlive, NewTicket, PathChallenge
+from gateway.session.codec import Close, KeepAlive, NewTicket, PathChallenge, PathResponse
 from gateway.session.packets import encode_initial_body, parse_initial_body_untrusted
 from gateway.session.tickets import check_resumed_untrusted
 from tests.session.helpers import initiator_factory, make_gateway
@@ -100,7 +100,11 @@ def test_stream_deframer_limits_before_buffering() -> None:
 
 
 def test_control_items_round_trip() -> None:
-    items = [NewTicket(b"t" * 20, b"s" * 16, 60), PathChallenge(b"12345678"), KeepAlive()]
+    items: list[NewTicket | PathChallenge | PathResponse | KeepAlive | Close] = [
+        NewTicket(b"t" * 20, b"s" * 16, 60),
+        PathChallenge(b"12345678"),
+        KeepAlive(),
+    ]
     assert decode_control_untrusted(encode_control(items)) == items
     with pytest.raises(PacketError):
         decode_control_untrusted(encode_control(items)[:-1])
