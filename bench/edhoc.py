@@ -24,14 +24,13 @@ from gateway.edhoc import (
     CipherSuite,
     Credential,
     CredentialTransfer,
-    Crypto,
-    CryptoCounter,
     Curve,
     IdCred,
     Initiator,
     Method,
     Responder,
 )
+from gateway.edhoc.crypto import Crypto, CryptoCounter
 
 DESCRIPTION = "EDHOC responder handshakes/s per core (suites 0, 2, 4), device compute, sizes"
 

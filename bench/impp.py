@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._framework import Report, Table
 from gateway.impp.address import ImppAddress
-from gateway.impp.ca import CertificateAuthority, DeviceCredential
 from gateway.impp.cpim import CpimAddress, CpimMessage
-from gateway.impp.e2e import E2eVerifier, VerificationStatus, build_e2e_element
-from gateway.impp.signing import BODY_TAG, OnBehalfSigner
-from gateway.impp.smime import sign_multipart
+from gateway.signature_status import SignatureStatus
+from gateway.signing.ca import CertificateAuthority, DeviceCredential
+from gateway.signing.e2e import E2eVerifier, build_e2e_element
+from gateway.signing.on_behalf import BODY_TAG, OnBehalfSigner
+from gateway.signing.smime import sign_multipart
 
 DESCRIPTION = "RFC 3923 signing on behalf: sign/verify cost per message, signed vs plain size"
 
@@ -95,13 +96,13 @@ def run(quick: bool) -> Report:
 
     stanzas = _signed_stanzas(credential, count + 1)
     verifier = E2eVerifier(ca.trust_store(), timestamp_window=3600.0)
-    outcomes: list[VerificationStatus] = []
+    outcomes: list[SignatureStatus] = []
 
     def verify(index: int) -> None:
         outcomes.append(verifier.verify_stanza(stanzas[index], now=NOW).status)
 
     verification = _rate(verify, count)
-    if any(status is not VerificationStatus.VERIFIED for status in outcomes):
+    if any(status is not SignatureStatus.VERIFIED for status in outcomes):
         raise RuntimeError(f"verification failed in the benchmark: {verifier.statistics()}")
 
     key = ec.generate_private_key(ec.SECP256R1())

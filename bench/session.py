@@ -16,20 +16,23 @@ from bench._framework import Report, Table
 from gateway import wire
 from gateway.edhoc import Credential, Curve, IdCred, Initiator, Method, Responder
 from gateway.session import (
-    AeadAlgorithm,
     DeviceSession,
+    DeviceSessionEstablished,
     EdhocInitiator,
     EdhocResponder,
     GatewaySessions,
     HandshakeKind,
     OperationReceived,
-    RecordProtection,
-    SessionEstablished,
-    SessionSecrets,
     TicketKeyRing,
     WireCodec,
 )
-from gateway.session.record import RELIABLE_SPACE, make_nonce
+from gateway.session.record import (
+    RELIABLE_SPACE,
+    AeadAlgorithm,
+    RecordProtection,
+    SessionSecrets,
+    make_nonce,
+)
 
 DESCRIPTION = "session layer: record overhead, resumption bytes, loss recovery, record throughput"
 
@@ -157,7 +160,7 @@ class Simulation:
 
         def done() -> bool:
             for cid, event in self.gateway.events():
-                if isinstance(event, SessionEstablished):
+                if isinstance(event, DeviceSessionEstablished):
                     established.append(cid)
             return bool(self.gateway.sessions()) and self.device.ticket is not None
 
@@ -204,7 +207,7 @@ def overhead() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     message = wire.Ping(id=7)
     size = len(wire.encode(message))
-    from gateway.session import SecureChannel
+    from gateway.session.channel import SecureChannel
 
     for algorithm in (
         AeadAlgorithm.AES_CCM_16_64_128,

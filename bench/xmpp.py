@@ -28,19 +28,20 @@ from bench._framework import Report, Table
 from device_sim.domain_server import Account, ProsodyServer, running_prosody
 from gateway.xmpp import events as ev
 from gateway.xmpp.client import ClientConfig, XmppClient
-from gateway.xmpp.connection import (
+from gateway.xmpp.jid import Jid
+from gateway.xmpp.net.connection import (
     RECEIVE_SIZE,
     CountingStream,
     UpstreamConnection,
     connect_tcp,
 )
-from gateway.xmpp.jid import Jid
-from gateway.xmpp.manager import UpstreamSettings, open_upstream_manager
-from gateway.xmpp.resolver import ServerAddress, ServerResolver
+from gateway.xmpp.net.manager import UpstreamSettings, open_upstream_manager
+from gateway.xmpp.net.resolver import ServerAddress, ServerResolver
+from gateway.xmpp.net.tls import TrustStore, create_client_context
+from gateway.xmpp.parser import XmlStreamParser
 from gateway.xmpp.serializer import serialize
 from gateway.xmpp.stanzas import PresenceShow, build_message, build_presence
 from gateway.xmpp.stream_management import SM_NS
-from gateway.xmpp.tls import TrustStore, create_client_context
 
 DESCRIPTION = "XMPP upstream: bytes per login/message/presence (TLS incl.), stanzas/s, memory"
 
@@ -327,6 +328,28 @@ async def _idle_memory(prosody: ProsodyServer, sessions: int) -> dict[str, float
     return {"idle_sessions": measured, "bytes_per_idle_session": (current - base) / measured}
 
 
+def _slow_feed(size: int) -> dict[str, float]:
+    """One open start tag of ``size`` bytes fed a byte per feed(), against 4 KiB feeds of it."""
+    header = (
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" version='1.0'>"
+    )
+    data = b"<message to='" + b"a" * size + b"'/>"
+    timings = {}
+    for chunk in (4096, 1):
+        parser = XmlStreamParser(max_stanza_size=2 * size, max_attribute_length=2 * size)
+        parser.feed(header)
+        started = time.perf_counter()
+        for offset in range(0, len(data), chunk):
+            parser.feed(data[offset : offset + chunk])
+        timings[chunk] = time.perf_counter() - started
+    return {
+        "slow_feed_bytes": len(data),
+        "slow_feed_one_byte_seconds": timings[1],
+        "slow_feed_4k_seconds": timings[4096],
+    }
+
+
 def run(quick: bool) -> Report:
     """Measure against a private Prosody started for this run."""
     stanza_count = 300 if quick else 3000
@@ -342,7 +365,9 @@ def run(quick: bool) -> Report:
         rate = trio.run(_stanza_rate, prosody, stanza_count)
         memory = trio.run(_idle_memory, prosody, idle_sessions)
     serialize_rate = _serialize_rate(stanza_count)
+    slow = _slow_feed(64 * 1024)
     results: dict[str, float | int] = {
+        **slow,
         **wire,
         **rate,
         **raw,
@@ -401,6 +426,12 @@ def run(quick: bool) -> Report:
                     "",
                 ],
                 ["stanzas/s built + serialized, no I/O", serialize_rate, "", ""],
+                [
+                    "s to parse a 64 KiB open tag fed 1 byte per feed (baseline: 4 KiB feeds)",
+                    slow["slow_feed_one_byte_seconds"],
+                    slow["slow_feed_4k_seconds"],
+                    slow["slow_feed_one_byte_seconds"] / slow["slow_feed_4k_seconds"],
+                ],
                 [
                     f"bytes per idle session (over {memory['idle_sessions']:.0f})",
                     memory["bytes_per_idle_session"],

@@ -1,4 +1,4 @@
-"""Device emulator: the device side of the compact protocol, radio link models and swarm runner.
+"""Device emulator: the device side of the compact protocol, radio links, CPU and energy budgets.
 
 It drives the gateway the way handhelds and sensors on GPRS or NB-IoT would, and accounts for the
 CPU and energy each operation costs a device. See docs/architecture.md.

@@ -18,15 +18,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"impp-devices {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("version", help="print the version and exit")
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
-        help="run the end-to-end demo against a private Prosody",
+        help="run the end-to-end demo through the gateway service against a private Prosody",
         description=(
-            "Start a private Prosody on loopback, authenticate a simulated device to the "
-            "gateway's pieces with EDHOC over UDP, and follow its message and presence to an "
-            "XMPP user and back, printing what each step costs in bytes. Exits 0 on success, "
-            "1 with the failing step's reason otherwise."
+            "Start a private Prosody on loopback, then 'impp-gateway init', 'enroll' and 'run' "
+            "as processes; a simulated device built from its provisioning file authenticates "
+            "with EDHOC over UDP and exchanges a message each way with an XMPP user, printing "
+            "what each step costs in bytes; then the gateway is stopped with SIGTERM. Exits 0 "
+            "on success, 1 with the failing step's reason otherwise."
         ),
+    )
+    demo.add_argument(
+        "--pieces",
+        action="store_true",
+        help="run the older demo instead, which wires the gateway's pieces by hand in one "
+        "process (signatures, presence and the closing table of sizes)",
     )
     return parser
 
@@ -41,9 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"impp-devices {__version__}")
         return 0
-    from device_sim.demo import run_demo  # imports the whole gateway: only when asked
+    # Both import the whole gateway: only when asked.
+    if args.pieces:
+        from device_sim.demo import run_demo
 
-    return run_demo(sys.stdout)
+        return run_demo(sys.stdout)
+    from device_sim.service_demo import run_service_demo
+
+    return run_service_demo(sys.stdout)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ built yet, so the demo does their wiring itself, in order, and says so. Everythi
 project's own code talking to real processes over loopback:
 
 1. a private Prosody (device_sim/domain_server.py) with two accounts, the device's and a person's;
-2. enrollment: the gateway's CA issues the device an S/MIME certificate (gateway/impp), and device
-   and gateway get EDHOC credentials (CCS, P-256);
+2. enrollment: the gateway's CA issues the device an S/MIME certificate (gateway/signing), and
+   device and gateway get EDHOC credentials (CCS, P-256);
 3. the device authenticates to the gateway with EDHOC (method 3, suite 2) inside the session
    layer's handshake packets, over a real UDP socket (gateway/session, gateway/transport);
 4. the device sends a SendMessage (gateway/wire) in a protected record;
@@ -56,7 +56,7 @@ from device_sim.demo_steps import (
 from device_sim.domain_server import Account, ProsodyError, ProsodyServer
 from gateway import wire
 from gateway.edhoc import CipherSuite, Credential, Curve, IdCred, Initiator, Method, Responder
-from gateway.impp import CertificateAuthority, E2eVerifier, ImppAddress
+from gateway.impp import ImppAddress
 from gateway.session import (
     EdhocInitiator,
     EdhocResponder,
@@ -64,15 +64,10 @@ from gateway.session import (
     TicketKeyRing,
     WireCodec,
 )
+from gateway.signing import CertificateAuthority, E2eVerifier
 from gateway.transport import DeviceDriver, UdpEndpoint, run_device_over_udp
-from gateway.xmpp import (
-    ClientConfig,
-    Jid,
-    ServerAddress,
-    TrustStore,
-    UpstreamSettings,
-    open_upstream_manager,
-)
+from gateway.xmpp import ClientConfig, Jid
+from gateway.xmpp.net import ServerAddress, TrustStore, UpstreamSettings, open_upstream_manager
 
 DEVICE_LOCALPART = "sensor-1"
 PERSON_LOCALPART = "alice"

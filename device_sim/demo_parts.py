@@ -21,16 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import wire
 from gateway.session import (
-    AeadAlgorithm,
     DeviceSession,
     EdhocInitiator,
     EdhocResponder,
     HandshakeKind,
-    HandshakeStep,
-    InitiatorHandshake,
     MessageCodec,
 )
-from gateway.xmpp import Message, Presence, PresenceShow
+from gateway.session.handshake import HandshakeStep, InitiatorHandshake
+from gateway.session.record import AeadAlgorithm
+from gateway.xmpp import MessageStanza, PresenceShow, PresenceStanza
 from gateway.xmpp.serializer import serialize
 
 CLIENT_NS = "jabber:client"
@@ -204,7 +203,7 @@ def _q(local: str) -> str:
     return f"{{{CLIENT_NS}}}{local}"
 
 
-def message_element(message: Message) -> ET.Element:
+def message_element(message: MessageStanza) -> ET.Element:
     """A received ``<message/>`` re-created from what the client parsed (extensions included)."""
     element = ET.Element(_q("message"))
     for name, value in (
@@ -226,7 +225,7 @@ def message_element(message: Message) -> ET.Element:
     return element
 
 
-def presence_element(presence: Presence) -> ET.Element:
+def presence_element(presence: PresenceStanza) -> ET.Element:
     """A received ``<presence/>`` re-created from what the client parsed (extensions included)."""
     element = ET.Element(_q("presence"))
     for name, value in (("from", presence.from_), ("to", presence.to)):

@@ -31,19 +31,18 @@ from device_sim.demo_parts import (
 from device_sim.demo_report import DemoError, Narrator, Row
 from device_sim.domain_server import Account
 from gateway import wire
-from gateway.impp import (
+from gateway.impp import ImppAddress, message_to_cpim, presence_to_pidf
+from gateway.session import DeviceSessionEstablished, OperationReceived, SessionClosed
+from gateway.signing import (
     CertificateAuthority,
     DeviceCredential,
     E2eVerifier,
-    ImppAddress,
     OnBehalfSigner,
-    VerificationStatus,
-    message_to_cpim,
-    presence_to_pidf,
+    SignatureStatus,
 )
-from gateway.session import OperationReceived, SessionClosed, SessionEstablished
-from gateway.transport import DeviceDriver, SessionEvent, UdpEndpoint
-from gateway.xmpp import Jid, UpstreamSession, events
+from gateway.transport import DeviceDriver, DeviceSessionEvent, UdpEndpoint
+from gateway.xmpp import Jid, events
+from gateway.xmpp.net import UpstreamSession
 from gateway.xmpp.stanzas import RECEIPTS_NS, build_message, build_presence
 
 DEVICE_TEXT = "Temperature 21.5 C ok"  # what the device says (about 20 characters)
@@ -99,7 +98,9 @@ def _operation_record(entries: list[tuple[int, str]], what: str) -> int:
     return sizes[0]
 
 
-async def _gateway_operation(channel: trio.MemoryReceiveChannel[SessionEvent], kind: type[T]) -> T:
+async def _gateway_operation(
+    channel: trio.MemoryReceiveChannel[DeviceSessionEvent], kind: type[T]
+) -> T:
     """The next operation of type ``kind`` the gateway received (other events are skipped)."""
     with trio.fail_after(STEP_TIMEOUT):
         async for item in channel:
@@ -121,7 +122,7 @@ async def _device_operation(channel: trio.MemoryReceiveChannel[object], kind: ty
     raise DemoError("the device's event channel closed")
 
 
-def _fatal(event: events.SessionEvent, who: str) -> None:
+def _fatal(event: events.UpstreamSessionEvent, who: str) -> None:
     if isinstance(event, events.ConnectionClosed):
         raise DemoError(f"{who}'s XMPP connection closed: {event.error}")
     if isinstance(event, events.StreamEnded) and event.error is not None:
@@ -135,9 +136,9 @@ async def _xmpp_event(
     kind: type[T],
     who: str,
     match: Callable[[T], bool] = lambda _event: True,
-) -> tuple[T, list[events.SessionEvent]]:
+) -> tuple[T, list[events.UpstreamSessionEvent]]:
     """The next event of type ``kind`` (and ``match``), with the events seen before it."""
-    seen: list[events.SessionEvent] = []
+    seen: list[events.UpstreamSessionEvent] = []
     with trio.fail_after(STEP_TIMEOUT):
         async for event in session.events:
             _fatal(event, who)
@@ -160,11 +161,11 @@ async def authenticate(run: DemoRun, address: object) -> None:
     peer = b""
     with trio.fail_after(STEP_TIMEOUT):
         async for item in run.endpoint.events:
-            if isinstance(item.event, SessionEstablished):
+            if isinstance(item.event, DeviceSessionEstablished):
                 run.connection_id, peer = item.connection_id, item.event.peer_identity
                 break
         async for event in run.driver.events:
-            if isinstance(event, SessionEstablished):
+            if isinstance(event, DeviceSessionEstablished):
                 break
             if isinstance(event, SessionClosed):
                 raise DemoError(f"the device's handshake failed: {event.reason}")
@@ -304,7 +305,7 @@ async def relay_message(
         f"{up.person_jid} received {message.body!r} from {message.from_}; <e2e/> checked "
         f"against the gateway CA: {result.status.name}{signer}{reason}"
     )
-    if result.status is not VerificationStatus.VERIFIED:
+    if result.status is not SignatureStatus.VERIFIED:
         raise DemoError(f"the signature did not verify: {result.reason}")
     run.narrator.row(
         Row(
@@ -369,7 +370,7 @@ async def _deliver_back(run: DemoRun, up: Upstream, stanza_id: str, receipt_size
         sender=str(reply.from_.bare),
         timestamp=int(time.time()),
         content=wire.TextContent(reply.body or ""),
-        signature=wire.SignatureStatus(int(verdict.status)),
+        signature=verdict.status,
     )
     mark = run.tap.mark()
     run.endpoint.send_operation(run.connection_id, incoming)
@@ -438,7 +439,7 @@ async def update_presence(run: DemoRun, up: Upstream, full_jid: str) -> None:
         f"{up.person_jid} sees {seen.presence.from_} as {seen.presence.show} "
         f"({seen.presence.status!r}); <e2e/> signature: {result.status.name}"
     )
-    if result.status is not VerificationStatus.VERIFIED:
+    if result.status is not SignatureStatus.VERIFIED:
         raise DemoError(f"the presence signature did not verify: {result.reason}")
     run.narrator.row(
         Row(

@@ -32,14 +32,18 @@ import signal
 import socket
 import subprocess
 import threading  # the log pump; Prosody itself is a separate process
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from gateway.signing.ca import self_signed_ca_certificate
 
 PROSODY_BINARY = "prosody"
 PROSODYCTL_BINARY = "prosodyctl"
@@ -116,33 +120,10 @@ def make_test_pki(directory: Path, names: list[str]) -> tuple[Path, Path, Path]:
     """Make a test CA and a server certificate for ``names``; return (ca, cert, key) paths."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impp-gateway test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
+    ca_cert = self_signed_ca_certificate(
+        ca_key, "impp-gateway test CA", now=now.timestamp(), validity=datetime.timedelta(days=2)
     )
+    ca_name = ca_cert.subject
     server_key = ec.generate_private_key(ec.SECP256R1())
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
@@ -193,6 +174,52 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child 
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class _ProcessStarter:
+    """One long-lived thread that forks every Prosody, so its parent-death signal means what it
+    says.
+
+    Linux delivers ``PR_SET_PDEATHSIG`` when the *thread* that forked the child exits, not the
+    process (prctl(2)).  A Prosody started from a short-lived thread (``trio.to_thread``'s workers
+    exit after 10 s idle) would be killed while the test goes on.  Forking from this daemon thread,
+    which lives as long as the interpreter, ties Prosody's life to the test process's.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[Callable[[], subprocess.Popen[bytes]], Future[Any]]] = (
+            queue.Queue()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def popen(self, spawn: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        """Run ``spawn`` (a ``subprocess.Popen`` call) on the starter thread; return its result."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="prosody-starter", daemon=True
+                )
+                self._thread.start()
+        done: Future[subprocess.Popen[bytes]] = Future()
+        self._requests.put((spawn, done))
+        return done.result()
+
+    @property
+    def native_id(self) -> int | None:
+        """The kernel id of the starter thread (for tests), or None before the first start."""
+        return None if self._thread is None else self._thread.native_id
+
+    def _serve(self) -> None:
+        while True:
+            spawn, done = self._requests.get()
+            try:
+                done.set_result(spawn())
+            except BaseException as exc:  # handed to the caller, which re-raises it
+                done.set_exception(exc)
+
+
+_STARTER = _ProcessStarter()
 
 
 class ProsodyServer:
@@ -293,14 +320,17 @@ Component {_lua_string(self.component_domain)}
         if self.pid is not None:
             raise ProsodyError("prosody is already running")
         self._log_lines = queue.Queue()
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, our own config
-            [PROSODY_BINARY, "--config", str(self.config_path), "-F"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            start_new_session=True,
-            preexec_fn=_set_parent_death_signal,
+        argv = [PROSODY_BINARY, "--config", str(self.config_path), "-F"]
+        self._process = _STARTER.popen(
+            lambda: subprocess.Popen(  # noqa: S603 - fixed argv, our own config
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal,
+            )
         )
         self._log_thread = threading.Thread(
             target=self._pump_log, args=(self._process,), name="prosody-log", daemon=True

@@ -2,7 +2,10 @@
 
 The CA signs the certificates that let the gateway sign on behalf of devices (RFC 3923, see
 docs/signing.md). Every key and certificate file is written with mode 0600; a passphrase, when
-used, is read from a file (never from the command line, where other users could see it).
+used, is read from a file (never from the command line, where other users could see it). Device
+signing keys written by ``enroll`` are sealed under the CA directory's key-encryption key
+(``device-kek.pem``, itself sealed with the passphrase when there is one; docs/security.md, "Keys
+at rest"), so a device key file alone is useless to whoever copies it.
 """
 
 from __future__ import annotations
@@ -13,14 +16,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
-from gateway.impp import (
-    CaError,
-    CertificateAuthority,
-    ImppAddress,
-    ImppError,
-    write_credential,
-)
-from gateway.impp.ca import CA_KEY_FILE
+from gateway.impp import ImppAddress, ImppError
+from gateway.signing import CertificateAuthority, SigningError, write_credential
+from gateway.signing.ca import CA_KEY_FILE, PassphraseError
+from gateway.signing.keywrap import DEVICE_KEK_FILE, KeyEncryptionKey, KeyWrapError
 
 
 class CommandError(Exception):
@@ -54,7 +53,7 @@ def add_ca_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
             "--passphrase-file",
             type=Path,
             default=None,
-            help="file holding the passphrase that encrypts the CA key",
+            help="file holding the passphrase that encrypts the CA key and the device KEK",
         )
 
 
@@ -78,7 +77,38 @@ def _load(args: argparse.Namespace) -> CertificateAuthority:
             f"{directory} holds no CA ({CA_KEY_FILE} is missing); "
             f"create one with 'impp-gateway ca init {directory}'"
         )
-    return CertificateAuthority.load(directory, passphrase=_passphrase(args))
+    try:
+        return CertificateAuthority.load(directory, passphrase=_passphrase(args))
+    except PassphraseError as exc:
+        raise CommandError(f"{directory / CA_KEY_FILE}: {exc}; {_passphrase_hint(args)}") from exc
+
+
+def _passphrase_hint(args: argparse.Namespace) -> str:
+    """How to fix a passphrase mistake, for the command the operator typed."""
+    if args.passphrase_file is None:
+        return (
+            "this CA was created with a passphrase: give it with --passphrase-file FILE "
+            "(a file holding only the passphrase, mode 0600)"
+        )
+    return (
+        f"check that {args.passphrase_file} holds the passphrase given to 'impp-gateway ca init' "
+        "(a trailing newline is ignored), or leave out --passphrase-file if the CA has none"
+    )
+
+
+def _device_kek(args: argparse.Namespace) -> tuple[KeyEncryptionKey, list[str]]:
+    """The CA directory's device KEK, made (and said so) for a CA created before it existed."""
+    directory: Path = args.directory
+    if not (directory / DEVICE_KEK_FILE).exists():
+        kek = KeyEncryptionKey.generate()
+        path = kek.save(directory, passphrase=_passphrase(args))
+        return kek, [f"created the device key-encryption key {path} (mode 0600)"]
+    try:
+        return KeyEncryptionKey.load(directory, passphrase=_passphrase(args)), []
+    except KeyWrapError as exc:
+        if exc.passphrase:
+            raise CommandError(f"{exc}; {_passphrase_hint(args)}") from exc
+        raise
 
 
 def _describe(ca: CertificateAuthority) -> list[str]:
@@ -98,7 +128,7 @@ def run_ca_command(args: argparse.Namespace) -> list[str]:
     """Carry out one ``ca`` command; return the lines to print. Raises :class:`CommandError`."""
     try:
         return _run(args)
-    except (CaError, ImppError) as exc:
+    except (SigningError, ImppError) as exc:
         raise CommandError(str(exc)) from exc
 
 
@@ -118,6 +148,7 @@ def _run(args: argparse.Namespace) -> list[str]:
             else CertificateAuthority.create(now=now)
         )
         ca.save(directory, passphrase=_passphrase(args))
+        KeyEncryptionKey.generate().save(directory, passphrase=_passphrase(args))
         return [f"created the CA in {directory}", *_describe(ca)]
     ca = _load(args)
     if args.ca_command == "show":
@@ -130,13 +161,15 @@ def _run(args: argparse.Namespace) -> list[str]:
     address = ImppAddress.parse(args.address)
     out: Path = args.out
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    kek, notes = _device_kek(args)
     credential = ca.enroll(address, now=now)
     stem = credential.address.jid
     key_path, cert_path = out / f"{stem}.key", out / f"{stem}.crt"
-    write_credential(credential, key_path, cert_path)
+    write_credential(credential, key_path, cert_path, kek=kek)
     return [
+        *notes,
         f"enrolled {credential.address.jid}",
-        f"  key:         {key_path} (mode 0600)",
+        f"  key:         {key_path} (mode 0600, sealed under {directory / DEVICE_KEK_FILE})",
         f"  certificate: {cert_path}",
         f"  valid until: {credential.certificate.not_valid_after_utc:%Y-%m-%d}",
     ]

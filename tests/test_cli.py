@@ -43,7 +43,7 @@ def test_unknown_subcommand_says_what_is_wrong(capsys: pytest.CaptureFixture[str
 
 def test_ca_commands_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gateway.cli import main
-    from gateway.impp import read_credential
+    from gateway.signing import KeyEncryptionKey, read_credential
 
     ca_dir, out = tmp_path / "ca", tmp_path / "devices"
     assert main(["ca", "init", str(ca_dir)]) == 0
@@ -53,7 +53,8 @@ def test_ca_commands_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["ca", "enroll", str(ca_dir), "im:sensor-7@impp.test", "--out", str(out)]) == 0
     key = out / "sensor-7@impp.test.key"
     assert key.stat().st_mode & 0o777 == 0o600
-    credential = read_credential(key, out / "sensor-7@impp.test.crt")
+    kek = KeyEncryptionKey.load(ca_dir, passphrase=None)
+    credential = read_credential(key, out / "sensor-7@impp.test.crt", kek=kek)
     assert credential.address.jid == "sensor-7@impp.test"
     assert main(["ca", "rotate", str(ca_dir)]) == 0
     capsys.readouterr()

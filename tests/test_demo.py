@@ -20,7 +20,7 @@ import pytest
 import device_sim.demo
 import device_sim.domain_server
 from device_sim.demo import run_demo
-from gateway.impp import CertificateAuthority, E2eVerifier, TrustStore
+from gateway.signing import CertificateAuthority, E2eVerifier, SignerTrustStore
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 120  # a guard against a hang, not a performance claim
@@ -61,7 +61,11 @@ def test_demo_command_runs_end_to_end() -> None:
     executable = shutil.which("impp-devices", path=str(BIN))
     assert executable is not None, "impp-devices is not installed (pip install -e .)"
     result = subprocess.run(
-        [executable, "demo"], capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        [executable, "demo", "--pieces"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     output = _unwrapped(result.stdout)
@@ -119,7 +123,7 @@ def test_demo_reports_a_signature_that_does_not_verify(
 ) -> None:
     """The demo prints what the verifier found; it never claims VERIFIED on its own."""
 
-    def stranger(_trust: TrustStore) -> E2eVerifier:  # trusts another CA, not the gateway's
+    def stranger(_trust: SignerTrustStore) -> E2eVerifier:  # trusts another CA, not the gateway's
         return E2eVerifier(CertificateAuthority.create(now=time.time()).trust_store())
 
     monkeypatch.setattr(device_sim.demo, "E2eVerifier", stranger)

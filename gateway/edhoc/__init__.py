@@ -2,11 +2,17 @@
 
 Methods 0-3, cipher suites 0, 2, 3 and 4, CCS credentials by kid or by value, X.509 by x5t,
 EAD items, optional message_4, EDHOC_Exporter and EDHOC_KeyUpdate. See docs/edhoc.md.
+
+What a user of the two roles needs is exported here: the roles, credentials, suites, events,
+errors and limits. The error tree keeps the Local/Remote shape every protocol package shares
+and names the package in both halves (``LocalEdhocError`` / ``RemoteEdhocError``), so it can be
+imported beside the session's, the wire's and the XMPP client's without a collision. The crypto
+layer (``gateway.edhoc.crypto``), the message codecs and the key schedule stay in their modules.
 """
 
 from __future__ import annotations
 
-from gateway.edhoc._endpoint import DEFAULT_MAX_MESSAGE_SIZE, Injection
+from gateway.edhoc._endpoint import DEFAULT_MAX_MESSAGE_SIZE
 from gateway.edhoc.credentials import (
     Credential,
     CredentialLookup,
@@ -14,25 +20,24 @@ from gateway.edhoc.credentials import (
     CredentialType,
     IdCred,
 )
-from gateway.edhoc.crypto import Crypto, CryptoCounter
 from gateway.edhoc.errors import (
     AuthenticationFailedError,
     CipherSuiteMismatchError,
     CipherSuiteRejectedError,
     EdhocError,
-    ErrorCode,
+    EdhocErrorCode,
     InvalidPublicKeyError,
-    LocalProtocolError,
+    LocalEdhocError,
     MessageDecodeError,
     PeerReportedError,
-    RemoteProtocolError,
+    RemoteEdhocError,
     UnexpectedMessageError,
     UnknownCredentialError,
     UnsupportedCriticalEadError,
     UnsupportedMethodError,
 )
 from gateway.edhoc.events import (
-    Event,
+    EdhocEvent,
     HandshakeCompleted,
     Message1Received,
     Message2Received,
@@ -56,19 +61,16 @@ __all__ = [
     "CredentialLookup",
     "CredentialTransfer",
     "CredentialType",
-    "Crypto",
-    "CryptoCounter",
     "Curve",
     "EadItem",
     "EdhocError",
-    "ErrorCode",
-    "Event",
+    "EdhocErrorCode",
+    "EdhocEvent",
     "HandshakeCompleted",
     "IdCred",
     "Initiator",
-    "Injection",
     "InvalidPublicKeyError",
-    "LocalProtocolError",
+    "LocalEdhocError",
     "Message1Received",
     "Message2Received",
     "Message3Received",
@@ -76,7 +78,7 @@ __all__ = [
     "MessageDecodeError",
     "Method",
     "PeerReportedError",
-    "RemoteProtocolError",
+    "RemoteEdhocError",
     "Responder",
     "State",
     "UnexpectedMessageError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from gateway.edhoc import cbor
 from gateway.edhoc.credentials import Credential, CredentialLookup, CredentialTransfer, IdCred
@@ -13,26 +13,29 @@ from gateway.edhoc.crypto import Crypto
 from gateway.edhoc.errors import (
     CipherSuiteRejectedError,
     EdhocError,
-    ErrorCode,
-    LocalProtocolError,
+    EdhocErrorCode,
+    LocalEdhocError,
     MessageDecodeError,
     PeerReportedError,
-    RemoteProtocolError,
+    RemoteEdhocError,
     UnexpectedMessageError,
     UnknownCredentialError,
     UnsupportedCriticalEadError,
 )
-from gateway.edhoc.key_schedule import KEY_UPDATE, PRK_EXPORTER, edhoc_kdf
+from gateway.edhoc.key_schedule import KEY_UPDATE, PRK_EXPORTER, KeySchedule, edhoc_kdf
 from gateway.edhoc.messages import (
+    DEFAULT_MAX_EAD_ITEMS,
     EadItem,
     check_error_info_untrusted,
     decode_error_shape_untrusted,
+    encode_ead,
+    is_error_message,
     suites_from_value_untrusted,
     unknown_credential_error,
     unspecified_error,
 )
 from gateway.edhoc.state import RECEIVE_INPUTS, Input, Role, State, keeps_keys, next_state
-from gateway.edhoc.suites import CipherSuite, Curve, Method
+from gateway.edhoc.suites import SUPPORTED_SUITES, CipherSuite, Curve, Method, SuiteParameters
 
 # Largest EDHOC message accepted, checked before decoding: RFC 9529's largest is 116 bytes and a
 # message_2 carrying a CCS by value is about 130; a one-certificate x5chain fits comfortably.
@@ -55,6 +58,23 @@ class Injection:
     trace: dict[str, bytes] | None = None
 
 
+class EndpointOptions(TypedDict, total=False):
+    """The keyword arguments both roles take beyond their own; the defaults are :class:`Endpoint`'s.
+
+    ``credential_transfer`` says how our credential is sent (by reference or by value),
+    ``known_ead_labels`` the EAD labels we understand (an unknown critical one fails the
+    handshake), ``crypto`` the crypto provider, ``max_message_size`` and ``max_ead_items`` the
+    limits enforced before decoding; ``_injection`` is the test seam.
+    """
+
+    credential_transfer: CredentialTransfer
+    known_ead_labels: Collection[int]
+    crypto: Crypto | None
+    max_message_size: int
+    max_ead_items: int
+    _injection: Injection | None
+
+
 class Endpoint:
     """Common core of :class:`Initiator` and :class:`Responder`."""
 
@@ -65,16 +85,16 @@ class Endpoint:
         *,
         credential: Credential | Sequence[Credential],
         credential_lookup: CredentialLookup,
-        credential_transfer: CredentialTransfer,
-        known_ead_labels: Collection[int],
-        crypto: Crypto | None,
-        max_message_size: int,
-        max_ead_items: int,
-        injection: Injection | None,
+        credential_transfer: CredentialTransfer = CredentialTransfer.BY_REFERENCE,
+        known_ead_labels: Collection[int] = (),
+        crypto: Crypto | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_ead_items: int = DEFAULT_MAX_EAD_ITEMS,
+        _injection: Injection | None = None,
     ) -> None:
         own = [credential] if isinstance(credential, Credential) else list(credential)
         if not own or any(c.private_key is None for c in own):
-            raise LocalProtocolError("own credential(s) must carry their private key")
+            raise LocalEdhocError("own credential(s) must carry their private key")
         self._own_credentials = own
         self._lookup = credential_lookup
         self._transfer = credential_transfer
@@ -82,7 +102,7 @@ class Endpoint:
         self._crypto = crypto if crypto is not None else Crypto()
         self._max_message_size = max_message_size
         self._max_ead_items = max_ead_items
-        self._injection = injection or Injection()
+        self._injection = _injection or Injection()
         self.state = State.START
         self.peer_credential: Credential | None = None
         self.method: Method | None = None
@@ -102,16 +122,16 @@ class Endpoint:
                     self.state = State.ERROR
                 raise UnexpectedMessageError(message)
             self.state = State.ERROR
-            raise LocalProtocolError(message)
+            raise LocalEdhocError(message)
         try:
             result = action()
-        except RemoteProtocolError as exc:
+        except RemoteEdhocError as exc:
             self.state = State.ERROR
             self._wipe()
             if exc.error_message is None and not isinstance(exc, PeerReportedError):
                 exc.error_message = (
                     unknown_credential_error()
-                    if exc.code is ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED
+                    if exc.code is EdhocErrorCode.UNKNOWN_CREDENTIAL_REFERENCED
                     else unspecified_error(str(exc))
                 )
             raise
@@ -139,6 +159,21 @@ class Endpoint:
         if len(data) > self._max_message_size:
             raise MessageDecodeError(f"message longer than {self._max_message_size} bytes")
 
+    def _check_received(self, data: bytes) -> None:
+        """Refuse an oversized message_2, _3 or _4, and raise what an error message in its
+        place reports (§6)."""
+        self._check_size(data)
+        if is_error_message(data):
+            self._raise_peer_error(data)
+
+    @staticmethod
+    def _checked_suites(suites: Sequence[CipherSuite | int]) -> list[int]:
+        """The suites as ints, refused unless a non-empty subset of those implemented."""
+        checked = [int(s) for s in suites]
+        if not checked or any(s not in SUPPORTED_SUITES for s in checked):
+            raise LocalEdhocError(f"suites must be a non-empty subset of {SUPPORTED_SUITES}")
+        return checked
+
     # -- shared processing --
 
     def _raise_peer_error(self, data: bytes) -> None:
@@ -153,7 +188,7 @@ class Endpoint:
                 err_code=error.code,
                 err_info=error.info,
             ) from exc
-        if error.code == ErrorCode.WRONG_SELECTED_CIPHER_SUITE:
+        if error.code == EdhocErrorCode.WRONG_SELECTED_CIPHER_SUITE:
             raise CipherSuiteRejectedError(
                 "the Responder rejected the selected cipher suite",
                 err_info=error.info,
@@ -183,7 +218,7 @@ class Endpoint:
                 raise UnknownCredentialError("credential sent by value is not trusted")
             raise UnknownCredentialError(
                 "unknown or revoked credential referenced",
-                code=ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED,
+                code=EdhocErrorCode.UNKNOWN_CREDENTIAL_REFERENCED,
             )
         for candidate in candidates:
             if id_cred.matches(candidate) and candidate.curve is expected_curve:
@@ -197,15 +232,26 @@ class Endpoint:
         for credential in self._own_credentials:
             if credential.curve is curve:
                 return credential
-        raise LocalProtocolError(f"no own credential with a {curve.value} key")
+        raise LocalEdhocError(f"no own credential with a {curve.value} key")
+
+    @property
+    def _params(self) -> SuiteParameters:
+        """What the selected cipher suite fixes."""
+        assert self.suite is not None
+        return self.suite.parameters
+
+    @property
+    def _schedule(self) -> KeySchedule:
+        """The key schedule of the method and suite this handshake runs."""
+        assert self.suite is not None
+        assert self.method is not None
+        return KeySchedule(self._crypto, self.suite, self.method, self._note)
 
     @staticmethod
     def _encode_ead(ead: Sequence[EadItem]) -> bytes:
-        from gateway.edhoc.messages import encode_ead
-
         for item in ead:
             if not cbor.is_int(item.label):
-                raise LocalProtocolError("ead_label must be an int")
+                raise LocalEdhocError("ead_label must be an int")
         return encode_ead(ead)
 
     def _set_prk_out(self, prk_out: bytes) -> None:
@@ -221,7 +267,7 @@ class Endpoint:
 
         def derive() -> bytes:
             if label < 0 or length < 0:
-                raise LocalProtocolError("exporter label and length are unsigned")
+                raise LocalEdhocError("exporter label and length are unsigned")
             assert self._prk_exporter is not None
             return edhoc_kdf(self._crypto, self._prk_exporter, label, context, length)
 

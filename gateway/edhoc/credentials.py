@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from gateway.edhoc import cbor
 from gateway.edhoc.cbor import CborValue, is_int
 from gateway.edhoc.crypto import public_key_of
-from gateway.edhoc.errors import LocalProtocolError, MessageDecodeError
+from gateway.edhoc.errors import LocalEdhocError, MessageDecodeError
 from gateway.edhoc.suites import Curve
 
 # COSE header parameters (RFC 9052 §3.1, RFC 9360 §2, RFC 9528 §10.6).
@@ -76,20 +76,20 @@ class Credential:
 
     @classmethod
     def from_ccs(cls, encoded: bytes, *, private_key: bytes | None = None) -> Credential:
-        """Our own (or a registered) CCS credential; raises :class:`LocalProtocolError`."""
+        """Our own (or a registered) CCS credential; raises :class:`LocalEdhocError`."""
         try:
             credential = parse_ccs_untrusted(encoded)
         except MessageDecodeError as exc:
-            raise LocalProtocolError(f"invalid CCS: {exc}") from exc
+            raise LocalEdhocError(f"invalid CCS: {exc}") from exc
         return credential.with_private_key(private_key) if private_key else credential
 
     @classmethod
     def from_x509(cls, der: bytes, *, private_key: bytes | None = None) -> Credential:
-        """An X.509 credential from its DER encoding; raises :class:`LocalProtocolError`."""
+        """An X.509 credential from its DER encoding; raises :class:`LocalEdhocError`."""
         try:
             credential = parse_x509_untrusted(der)
         except MessageDecodeError as exc:
-            raise LocalProtocolError(f"invalid certificate: {exc}") from exc
+            raise LocalEdhocError(f"invalid certificate: {exc}") from exc
         return credential.with_private_key(private_key) if private_key else credential
 
     @classmethod
@@ -111,10 +111,10 @@ class Credential:
         """This credential holding its private key; the key must match the public key."""
         try:
             derived = public_key_of(self.curve, private_key)
-        except (ValueError, TypeError, LocalProtocolError) as exc:
-            raise LocalProtocolError("private key does not suit the credential") from exc
+        except (ValueError, TypeError, LocalEdhocError) as exc:
+            raise LocalEdhocError("private key does not suit the credential") from exc
         if derived != self.public_key:
-            raise LocalProtocolError("private key does not match the credential's public key")
+            raise LocalEdhocError("private key does not match the credential's public key")
         return replace(self, private_key=private_key)
 
     def public(self) -> Credential:
@@ -125,10 +125,10 @@ class Credential:
     def der(self) -> bytes:
         """The certificate's DER bytes (X.509 credentials only)."""
         if self.type is not CredentialType.X509:
-            raise LocalProtocolError("not an X.509 credential")
+            raise LocalEdhocError("not an X.509 credential")
         der = cbor.decode_single_untrusted(self.encoded)
         if not isinstance(der, bytes):
-            raise LocalProtocolError("an X.509 credential must hold the certificate as a bstr")
+            raise LocalEdhocError("an X.509 credential must hold the certificate as a bstr")
         return der
 
     def id_cred(self, transfer: CredentialTransfer) -> bytes:
@@ -137,7 +137,7 @@ class Credential:
             if transfer is CredentialTransfer.BY_VALUE:
                 return cbor.encode({KCCS: None})[:-1] + self.encoded
             if self.kid is None:
-                raise LocalProtocolError("a CCS sent by reference needs a kid")
+                raise LocalEdhocError("a CCS sent by reference needs a kid")
             return cbor.encode({KID: self.kid})
         if transfer is CredentialTransfer.BY_VALUE:
             return cbor.encode({X5CHAIN: self.der})
@@ -225,14 +225,21 @@ def parse_ccs_untrusted(encoded: bytes) -> Credential:
 
 
 def parse_x509_untrusted(der: bytes) -> Credential:
-    """An X.509 credential; its public key (Ed25519, X25519 or P-256) is read with cryptography."""
+    """An X.509 credential; its public key (Ed25519, X25519 or P-256) is read with cryptography.
+
+    Raises only :class:`MessageDecodeError`. cryptography's certificate loader is a parser of
+    hostile bytes whose exception set is not part of its API: besides ``ValueError`` it raises
+    ``x509.InvalidVersion`` (an ``Exception``, for a version field other than v1 or v3), and
+    reading the subject raises ``TypeError`` for a mistyped attribute. So every ``Exception``
+    from its calls is the peer's fault here, and nothing else runs inside those ``try`` blocks.
+    """
     try:
         certificate = x509.load_der_x509_certificate(der)
         key = certificate.public_key()
     except UnsupportedAlgorithm as exc:  # e.g. an unknown key algorithm or curve OID
         raise MessageDecodeError("certificate key algorithm not supported") from exc
-    except (ValueError, TypeError) as exc:
-        raise MessageDecodeError("not a DER X.509 certificate") from exc
+    except Exception as exc:  # ValueError, x509.InvalidVersion, ...: see the docstring
+        raise MessageDecodeError("not a usable DER X.509 certificate") from exc
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     if isinstance(key, ed25519.Ed25519PublicKey):
         curve, public_key = Curve.ED25519, key.public_bytes(*raw)
@@ -246,7 +253,7 @@ def parse_x509_untrusted(der: bytes) -> Credential:
         raise MessageDecodeError("certificate key is not Ed25519, X25519 or P-256")
     try:
         subject = certificate.subject.rfc4514_string()
-    except ValueError:
+    except Exception:  # ValueError, TypeError: an unreadable name is only a missing label
         subject = None
     return Credential(
         CredentialType.X509, cbor.encode_bstr(der), curve, public_key, subject=subject

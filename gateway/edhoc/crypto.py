@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from gateway.edhoc.errors import (
     AuthenticationFailedError,
     InvalidPublicKeyError,
-    LocalProtocolError,
+    LocalEdhocError,
 )
 from gateway.edhoc.suites import Aead, Curve, Signature, SuiteParameters
 
@@ -66,7 +66,7 @@ def p256_private_key(scalar: bytes) -> ec.EllipticCurvePrivateKey:
     """The P-256 private key with the 32-byte big-endian ``scalar``."""
     value = int.from_bytes(scalar, "big")
     if len(scalar) != 32 or not 0 < value < _P256_ORDER:
-        raise LocalProtocolError("P-256 private key must be a 32-byte scalar in [1, n-1]")
+        raise LocalEdhocError("P-256 private key must be a 32-byte scalar in [1, n-1]")
     return ec.derive_private_key(value, _P256)
 
 
@@ -110,7 +110,7 @@ class Crypto:
     def hkdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
         """HKDF-Expand (RFC 5869 §2.3): EDHOC_Expand for SHA-2 suites."""
         if length > 255 * 32:
-            raise LocalProtocolError("HKDF-Expand output longer than 255 hash lengths")
+            raise LocalEdhocError("HKDF-Expand output longer than 255 hash lengths")
         output = b""
         block = b""
         counter = 1
@@ -137,7 +137,7 @@ class Crypto:
         self.counter.scalar_multiplications += 1
         if curve is Curve.X25519:
             if len(private_key) != 32:
-                raise LocalProtocolError("X25519 private key must be 32 bytes")
+                raise LocalEdhocError("X25519 private key must be 32 bytes")
             return nacl.bindings.crypto_scalarmult_base(private_key)
         return p256_public_xy(p256_private_key(private_key))[:32]
 
@@ -165,7 +165,7 @@ class Crypto:
                 # libsodium refuses an all-zero result: a low-order point (RFC 9528 §9.2).
                 raise InvalidPublicKeyError("X25519 public key of low order") from exc
         if curve is not Curve.P256:
-            raise LocalProtocolError(f"no ECDH on {curve.value}")
+            raise LocalEdhocError(f"no ECDH on {curve.value}")
         peer = _p256_public_from_x(public_key[:32])
         return p256_private_key(private_key).exchange(ec.ECDH(), peer)
 
@@ -176,7 +176,7 @@ class Crypto:
         self.counter.signatures_made += 1
         if algorithm is Signature.EDDSA:
             if len(private_key) != 32:
-                raise LocalProtocolError("Ed25519 private key must be a 32-byte seed")
+                raise LocalEdhocError("Ed25519 private key must be a 32-byte seed")
             return nacl.signing.SigningKey(private_key).sign(message).signature
         der = p256_private_key(private_key).sign(message, ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 
 
-class ErrorCode(IntEnum):
+class EdhocErrorCode(IntEnum):
     """RFC 9528 §6, Figure 10: the EDHOC error codes."""
 
     SUCCESS = 0  # reserved: never sent (§6.1)
@@ -28,63 +28,63 @@ class EdhocError(Exception):
         self.error_message = error_message
 
 
-class LocalProtocolError(EdhocError):
+class LocalEdhocError(EdhocError):
     """We misused the API: wrong state, bad arguments, a credential without its private key."""
 
 
-class RemoteProtocolError(EdhocError):
+class RemoteEdhocError(EdhocError):
     """The peer sent something wrong; ``code`` is the EDHOC error code that answers it."""
 
     def __init__(
         self,
         message: str,
         *,
-        code: ErrorCode = ErrorCode.UNSPECIFIED_ERROR,
+        code: EdhocErrorCode = EdhocErrorCode.UNSPECIFIED_ERROR,
         error_message: bytes | None = None,
     ) -> None:
         super().__init__(message, error_message=error_message)
         self.code = code
 
 
-class MessageDecodeError(RemoteProtocolError):
+class MessageDecodeError(RemoteEdhocError):
     """The bytes are not a well-formed (deterministically encoded) EDHOC message."""
 
 
-class UnexpectedMessageError(RemoteProtocolError):
+class UnexpectedMessageError(RemoteEdhocError):
     """A message arrived that the state machine does not expect now (e.g. a replay)."""
 
 
-class UnsupportedMethodError(RemoteProtocolError):
+class UnsupportedMethodError(RemoteEdhocError):
     """message_1 asks for an authentication method this endpoint does not accept."""
 
 
-class CipherSuiteMismatchError(RemoteProtocolError):
+class CipherSuiteMismatchError(RemoteEdhocError):
     """message_1 selected a cipher suite the Responder refuses (§6.3); answered with SUITES_R."""
 
     def __init__(self, message: str, *, suites_r: Sequence[int], error_message: bytes) -> None:
         super().__init__(
-            message, code=ErrorCode.WRONG_SELECTED_CIPHER_SUITE, error_message=error_message
+            message, code=EdhocErrorCode.WRONG_SELECTED_CIPHER_SUITE, error_message=error_message
         )
         self.suites_r = tuple(suites_r)
 
 
-class InvalidPublicKeyError(RemoteProtocolError):
+class InvalidPublicKeyError(RemoteEdhocError):
     """An ephemeral or static public key is not a valid point (RFC 9528 §9.2)."""
 
 
-class UnknownCredentialError(RemoteProtocolError):
+class UnknownCredentialError(RemoteEdhocError):
     """ID_CRED_x names a credential that the lookup does not know, or that it has revoked."""
 
 
-class AuthenticationFailedError(RemoteProtocolError):
+class AuthenticationFailedError(RemoteEdhocError):
     """A MAC, a signature or an AEAD tag did not verify."""
 
 
-class UnsupportedCriticalEadError(RemoteProtocolError):
+class UnsupportedCriticalEadError(RemoteEdhocError):
     """A critical EAD item (negative ead_label) this application does not recognise (§3.8)."""
 
 
-class PeerReportedError(RemoteProtocolError):
+class PeerReportedError(RemoteEdhocError):
     """The peer sent an EDHOC error message; ``err_code`` and ``err_info`` are what it said."""
 
     def __init__(self, message: str, *, err_code: int, err_info: object) -> None:
@@ -97,5 +97,7 @@ class CipherSuiteRejectedError(PeerReportedError):
     """The Responder answered message_1 with error code 2; ``suites_r`` is what it supports."""
 
     def __init__(self, message: str, *, err_info: object, suites_r: Sequence[int]) -> None:
-        super().__init__(message, err_code=ErrorCode.WRONG_SELECTED_CIPHER_SUITE, err_info=err_info)
+        super().__init__(
+            message, err_code=EdhocErrorCode.WRONG_SELECTED_CIPHER_SUITE, err_info=err_info
+        )
         self.suites_r = tuple(suites_r)

@@ -54,6 +54,6 @@ class Message4Received:
     ead: tuple[EadItem, ...]
 
 
-Event = (
+EdhocEvent = (
     Message1Received | Message2Received | Message3Received | HandshakeCompleted | Message4Received
 )

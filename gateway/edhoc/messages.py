@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gateway.edhoc import cbor
 from gateway.edhoc.cbor import CborValue, Reader, is_int
 from gateway.edhoc.credentials import IdCred, parse_id_cred_untrusted
-from gateway.edhoc.errors import ErrorCode, MessageDecodeError
+from gateway.edhoc.errors import EdhocErrorCode, MessageDecodeError
 
 # How many EAD items one message may carry before it is refused (padding included).
 DEFAULT_MAX_EAD_ITEMS = 16
@@ -183,18 +183,32 @@ def encode_id_cred_compact(id_cred: bytes, kid: bytes | None) -> bytes:
     return id_cred
 
 
+def encode_plaintext(
+    id_cred: bytes, kid: bytes | None, signature_or_mac: bytes, ead: bytes, *, c_r: bytes = b""
+) -> bytes:
+    """PLAINTEXT_2 (with the encoded ``c_r``) or PLAINTEXT_3 (without): the sender's identity,
+    its Signature_or_MAC and its encoded EAD (§5.3.2, §5.4.2)."""
+    return c_r + encode_id_cred_compact(id_cred, kid) + cbor.encode_bstr(signature_or_mac) + ead
+
+
+def _read_authentication_untrusted(
+    reader: Reader, number: int, max_ead_items: int
+) -> tuple[IdCred, bytes, tuple[EadItem, ...]]:
+    """ID_CRED_x, Signature_or_MAC_x and EAD_x, which PLAINTEXT_2 and PLAINTEXT_3 share."""
+    id_cred = parse_id_cred_untrusted(reader.read_item())
+    signature_or_mac = reader.read()
+    if not isinstance(signature_or_mac, bytes):
+        raise MessageDecodeError(f"Signature_or_MAC_{number} must be a byte string")
+    return id_cred, signature_or_mac, tuple(read_ead_untrusted(reader, max_items=max_ead_items))
+
+
 def decode_plaintext_2_untrusted(
     data: bytes, *, max_ead_items: int = DEFAULT_MAX_EAD_ITEMS
 ) -> Plaintext2:
     """Decode the decrypted PLAINTEXT_2."""
     reader = Reader(data)
     c_r = read_identifier_untrusted(reader)
-    id_cred = parse_id_cred_untrusted(reader.read_item())
-    signature_or_mac = reader.read()
-    if not isinstance(signature_or_mac, bytes):
-        raise MessageDecodeError("Signature_or_MAC_2 must be a byte string")
-    ead = read_ead_untrusted(reader, max_items=max_ead_items)
-    return Plaintext2(c_r, id_cred, signature_or_mac, tuple(ead))
+    return Plaintext2(c_r, *_read_authentication_untrusted(reader, 2, max_ead_items))
 
 
 @dataclass(frozen=True)
@@ -210,13 +224,7 @@ def decode_plaintext_3_untrusted(
     data: bytes, *, max_ead_items: int = DEFAULT_MAX_EAD_ITEMS
 ) -> Plaintext3:
     """Decode the decrypted PLAINTEXT_3."""
-    reader = Reader(data)
-    id_cred = parse_id_cred_untrusted(reader.read_item())
-    signature_or_mac = reader.read()
-    if not isinstance(signature_or_mac, bytes):
-        raise MessageDecodeError("Signature_or_MAC_3 must be a byte string")
-    ead = read_ead_untrusted(reader, max_items=max_ead_items)
-    return Plaintext3(id_cred, signature_or_mac, tuple(ead))
+    return Plaintext3(*_read_authentication_untrusted(Reader(data), 3, max_ead_items))
 
 
 def decode_plaintext_4_untrusted(
@@ -240,17 +248,17 @@ class ErrorMessage:
 
 def unspecified_error(diagnostic: str) -> bytes:
     """Error code 1 with an English diagnostic (§6.2)."""
-    return ErrorMessage(ErrorCode.UNSPECIFIED_ERROR, diagnostic).encode()
+    return ErrorMessage(EdhocErrorCode.UNSPECIFIED_ERROR, diagnostic).encode()
 
 
 def wrong_suite_error(suites_r: Sequence[int]) -> bytes:
     """Error code 2 with SUITES_R (§6.3)."""
-    return cbor.encode_int(ErrorCode.WRONG_SELECTED_CIPHER_SUITE) + encode_suites(suites_r)
+    return cbor.encode_int(EdhocErrorCode.WRONG_SELECTED_CIPHER_SUITE) + encode_suites(suites_r)
 
 
 def unknown_credential_error() -> bytes:
     """Error code 3 with ERR_INFO = true (§6.4)."""
-    return ErrorMessage(ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED, True).encode()
+    return ErrorMessage(EdhocErrorCode.UNKNOWN_CREDENTIAL_REFERENCED, True).encode()
 
 
 def decode_error_shape_untrusted(data: bytes) -> ErrorMessage:
@@ -272,11 +280,11 @@ def decode_error_shape_untrusted(data: bytes) -> ErrorMessage:
 
 def check_error_info_untrusted(error: ErrorMessage) -> None:
     """Raise :class:`MessageDecodeError` unless ERR_INFO has the type its code needs (Figure 10)."""
-    if error.code == ErrorCode.UNSPECIFIED_ERROR and not isinstance(error.info, str):
+    if error.code == EdhocErrorCode.UNSPECIFIED_ERROR and not isinstance(error.info, str):
         raise MessageDecodeError("ERR_INFO of error code 1 must be text")
-    if error.code == ErrorCode.WRONG_SELECTED_CIPHER_SUITE:
+    if error.code == EdhocErrorCode.WRONG_SELECTED_CIPHER_SUITE:
         suites_from_value_untrusted(error.info)
-    if error.code == ErrorCode.UNKNOWN_CREDENTIAL_REFERENCED and error.info is not True:
+    if error.code == EdhocErrorCode.UNKNOWN_CREDENTIAL_REFERENCED and error.info is not True:
         raise MessageDecodeError("ERR_INFO of error code 3 must be true")
 
 

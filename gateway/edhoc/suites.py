@@ -71,6 +71,11 @@ class SuiteParameters:
         """The key type a signature credential must have under this suite."""
         return Curve.ED25519 if self.signature is Signature.EDDSA else Curve.P256
 
+    def authentication_curve(self, signs: bool) -> Curve:
+        """The key type an authentication credential must hold: a signature key for a party
+        that signs, a static DH key for one that MACs (RFC 9528 §3.2)."""
+        return self.signature_curve if signs else self.ecdh_curve
+
     @property
     def public_key_length(self) -> int:
         """Length of G_X / G_Y: the x-coordinate (P-256) or the u-coordinate (X25519)."""

@@ -25,11 +25,12 @@ RFC 3922 §3 local-part mapping, exactly:
   translate ``&`` to ``#26;``, ``'`` to ``#27;``, ``/`` to ``#2f;`` (the RFC prints ``#2f``
   without its ``;`` -- a typo, the inverse of §3.2 step 3 needs it).
 
-The optional Nodeprep step is done with the RFC 7622 successor (PRECIS UsernameCaseMapped,
-RFC 8265 §3.3) approximated with the standard library: width mapping of fullwidth/halfwidth
-characters, lower-casing and NFC; characters outside the PRECIS IdentifierClass "letters,
-digits and printable ASCII" repertoire are refused. Domain names are lower-cased and kept as
-Unicode (U-labels, RFC 7622 §3.2); ``im:``/``pres:`` URIs carry them as A-labels.
+The identity itself is a :class:`gateway.jid.Jid`: the local part, domain and resource are
+canonicalized by RFC 7622 there (PRECIS UsernameCaseMapped for the localpart, UTS 46 and
+IDNA2008 to U-labels for the domain, PRECIS OpaqueString for the resource), and this module
+adds only what the IMPP model needs on top: a local part is required, and the ``im:``/``pres:``
+URIs carry the domain as A-labels. ``ImppAddress.parse("Alice@Example.ORG/Phone")`` and
+``Jid.parse_untrusted("Alice@Example.ORG/Phone")`` are both ``alice@example.org/Phone``.
 
 Text without a scheme is an XMPP address (``user@domain`` is one); a text with the ``im:`` or
 ``pres:`` scheme is a CPIM address. Every error is an :class:`AddressError` naming the part
@@ -38,12 +39,13 @@ that is wrong and why.
 
 from __future__ import annotations
 
-import ipaddress
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+import idna
+
 from gateway.impp.errors import AddressError
+from gateway.jid import MAX_PART_BYTES, Jid, JidError
 
 __all__ = [
     "DEFAULT_MAX_ADDRESS_LENGTH",
@@ -53,8 +55,6 @@ __all__ = [
     "jid_to_cpim",
 ]
 
-# RFC 7622 §3.2-3.4: each of localpart, domainpart and resourcepart is at most 1023 octets.
-MAX_PART_BYTES = 1023
 # Longest text worth reading: a percent-encoded local part (up to 3 characters per octet) plus
 # a domain and a resource of at most 1023 octets each, a scheme and separators. Longer texts
 # are refused before any work.
@@ -68,12 +68,7 @@ _URI_LOCAL_CHARS = frozenset(
 )
 # RFC 3922 §3.2 step 3 / §3.3 step 5.
 _XMPP_TO_CPIM_ESCAPES = (("#26;", "&"), ("#27;", "'"), ("#2f;", "/"))
-# RFC 7622 §3.3.1: characters a localpart never contains.
-_LOCAL_FORBIDDEN = frozenset("\"&'/:<>@")
-# PRECIS IdentifierClass (RFC 8264 §9.1) LetterDigits categories.
-_LETTER_DIGITS = frozenset({"Ll", "Lu", "Lo", "Nd", "Lm", "Mn", "Mc"})
 _HEX = frozenset("0123456789abcdefABCDEF")
-_LDH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 Scheme = Literal["im", "pres"]
 
@@ -82,102 +77,15 @@ def _err(message: str, part: str, remote: bool) -> AddressError:
     return AddressError(message, part=part, remote=remote)
 
 
-def _canonical_local(local: str, remote: bool) -> str:
-    """Canonicalize and check an XMPP localpart (RFC 7622 §3.3, PRECIS approximation)."""
-    if not local:
-        raise _err("the local part is empty", "local", remote)
-    mapped = "".join(
-        unicodedata.normalize("NFKC", ch) if unicodedata.east_asian_width(ch) in "FH" else ch
-        for ch in local
-    )
-    canonical = unicodedata.normalize("NFC", mapped.lower())
-    for ch in canonical:
-        if ch in _LOCAL_FORBIDDEN:
-            raise _err(f"the local part contains {ch!r}, which XMPP forbids", "local", remote)
-        if 0x21 <= ord(ch) <= 0x7E:
-            continue
-        if ord(ch) < 0x80 or unicodedata.category(ch) not in _LETTER_DIGITS:
-            raise _err(
-                f"the local part contains U+{ord(ch):04X}, which is neither a letter, a digit "
-                "nor printable ASCII",
-                "local",
-                remote,
-            )
-    if len(canonical.encode("utf-8")) > MAX_PART_BYTES:
-        raise _err(f"the local part is longer than {MAX_PART_BYTES} bytes", "local", remote)
-    return canonical
-
-
-def _canonical_resource(resource: str, remote: bool) -> str:
-    """Canonicalize and check a resourcepart (RFC 7622 §3.4, OpaqueString approximation)."""
-    if not resource:
-        raise _err("the resource is empty", "resource", remote)
-    mapped = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in resource)
-    canonical = unicodedata.normalize("NFC", mapped)
-    for ch in canonical:
-        category = unicodedata.category(ch)
-        if category in {"Cc", "Cs", "Cn", "Zl", "Zp"}:
-            raise _err(
-                f"the resource contains U+{ord(ch):04X}, a control or unassigned character",
-                "resource",
-                remote,
-            )
-    if len(canonical.encode("utf-8")) > MAX_PART_BYTES:
-        raise _err(f"the resource is longer than {MAX_PART_BYTES} bytes", "resource", remote)
-    return canonical
-
-
-def _canonical_domain(domain: str, remote: bool) -> str:
-    """Lower-case and check a domain: a DNS name (U-labels allowed) or an IP literal."""
-    if domain.endswith(".") and len(domain) > 1:
-        domain = domain[:-1]  # RFC 7622 §3.2: a trailing dot is stripped
-    if not domain:
-        raise _err("the domain is empty", "domain", remote)
-    if domain.startswith("[") and domain.endswith("]"):
-        try:
-            return "[" + str(ipaddress.IPv6Address(domain[1:-1])) + "]"
-        except ValueError as exc:
-            raise _err(f"{domain!r} is not an IPv6 literal", "domain", remote) from exc
-    canonical = unicodedata.normalize("NFC", domain.lower())
-    try:
-        ascii_form = (
-            canonical.encode("idna").decode("ascii") if not canonical.isascii() else canonical
-        )
-    except UnicodeError as exc:
-        raise _err(
-            f"{domain!r} is not a valid internationalized domain name", "domain", remote
-        ) from exc
-    if len(ascii_form) > 253:
-        raise _err("the domain is longer than 253 characters", "domain", remote)
-    for label in ascii_form.split("."):
-        if not label:
-            raise _err(f"the domain {domain!r} has an empty label", "domain", remote)
-        if len(label) > 63:
-            raise _err(f"the domain label {label!r} is longer than 63 characters", "domain", remote)
-        bad = set(label) - _LDH
-        if bad:
-            raise _err(
-                f"the domain label {label!r} contains {sorted(bad)[0]!r}; only letters, digits "
-                "and '-' are allowed",
-                "domain",
-                remote,
-            )
-        if label.startswith("-") or label.endswith("-"):
-            raise _err(f"the domain label {label!r} starts or ends with '-'", "domain", remote)
-    if not canonical.isascii():
-        return canonical
-    # An A-label is shown in its Unicode form, as RFC 7622 §3.2 stores domainparts.
-    try:
-        return ascii_form.encode("ascii").decode("idna") if "xn--" in ascii_form else ascii_form
-    except UnicodeError as exc:
-        raise _err(f"{domain!r} contains an invalid A-label", "domain", remote) from exc
+def _from_jid_error(exc: JidError, remote: bool) -> AddressError:
+    return _err(str(exc), exc.part, remote)
 
 
 def _ascii_domain(domain: str) -> str:
     """The A-label (ASCII) form of a canonical domain, for URIs."""
     if domain.isascii():
         return domain
-    return domain.encode("idna").decode("ascii")
+    return idna.encode(domain).decode("ascii")
 
 
 def _local_to_uri(local: str) -> str:
@@ -247,26 +155,29 @@ class ImppAddress:
     resource: str | None = None
 
     def __post_init__(self) -> None:
-        self._canonicalize(remote=False)
-
-    def _canonicalize(self, *, remote: bool) -> None:
-        # Frozen dataclass: canonical forms are stored once, at construction.
-        for name, value in (("local", self.local), ("domain", self.domain)):
-            if not isinstance(value, str):
-                raise _err(f"{name} must be a str, not {type(value).__name__}", name, remote)
-        if self.resource is not None and not isinstance(self.resource, str):
-            raise _err("resource must be a str or None", "resource", remote)
-        object.__setattr__(self, "local", _canonical_local(self.local, remote))
-        object.__setattr__(self, "domain", _canonical_domain(self.domain, remote))
-        if self.resource is not None:
-            object.__setattr__(self, "resource", _canonical_resource(self.resource, remote))
+        if not isinstance(self.local, str):
+            raise _err(f"local must be a str, not {type(self.local).__name__}", "local", False)
+        try:
+            jid = Jid(self.local, self.domain, self.resource)
+        except JidError as exc:
+            raise _from_jid_error(exc, remote=False) from exc
+        # Frozen dataclass: the canonical forms of gateway.jid are stored once, at construction.
+        object.__setattr__(self, "local", jid.local)
+        object.__setattr__(self, "domain", jid.domain)
+        object.__setattr__(self, "resource", jid.resource)
 
     @classmethod
-    def _build(cls, local: str, domain: str, resource: str | None, remote: bool) -> ImppAddress:
-        try:
-            return cls(local, domain, resource)
-        except AddressError as exc:
-            raise AddressError(str(exc), part=exc.part, remote=remote) from None
+    def of(cls, jid: Jid, *, remote: bool = False) -> ImppAddress:
+        """The IMPP address of a :class:`~gateway.jid.Jid`, which must have a localpart."""
+        if jid.local is None:
+            raise _err(
+                f"{str(jid)[:64]!r} has no localpart: an IMPP address needs one", "address", remote
+            )
+        return cls(jid.local, jid.domain, jid.resource)
+
+    def to_jid(self) -> Jid:
+        """This address as the shared JID type (resource included if there is one)."""
+        return Jid(self.local, self.domain, self.resource)
 
     @classmethod
     def parse(
@@ -288,24 +199,27 @@ class ImppAddress:
         return cls.from_jid(text, remote=remote)
 
     @classmethod
-    def from_jid(cls, text: str, *, remote: bool = True) -> ImppAddress:
+    def from_jid(cls, text: str | Jid, *, remote: bool = True) -> ImppAddress:
         """Parse an XMPP address ``[local@]domain[/resource]`` (RFC 7622 §3.1).
 
-        The IMPP model needs a local part, so a bare domain is refused.
+        The text is canonicalized by :meth:`gateway.jid.Jid.parse_untrusted`; the IMPP model
+        needs a local part, so a bare domain is refused.
         """
+        if isinstance(text, Jid):
+            return cls.of(text, remote=remote)
         if not isinstance(text, str):
             raise _err("an address must be text", "address", remote)
         if len(text) > DEFAULT_MAX_ADDRESS_LENGTH:
             raise _err("the address is too long", "address", remote)
-        bare, slash, resource = text.partition("/")
-        if slash and not resource:
-            raise _err("the address ends in '/' but has no resource", "resource", remote)
-        local, at, domain = bare.partition("@")
-        if not at:
+        if "@" not in text.partition("/")[0]:
             raise _err(
-                f"{text!r} has no '@': an IMPP address needs a local part", "address", remote
+                f"{text[:64]!r} has no '@': an IMPP address needs a local part", "address", remote
             )
-        return cls._build(local, domain, resource if slash else None, remote)
+        try:
+            jid = Jid.parse_untrusted(text)
+        except JidError as exc:
+            raise _from_jid_error(exc, remote) from exc
+        return cls.of(jid, remote=remote)
 
     @classmethod
     def from_uri(cls, text: str, *, remote: bool = True) -> ImppAddress:
@@ -332,7 +246,11 @@ class ImppAddress:
             raise _err("an im:/pres: URI carries no resource", "domain", remote)
         if "@" in domain:
             raise _err("the domain contains a second '@'", "domain", remote)
-        return cls._build(_uri_to_local(local, remote), domain, None, remote)
+        try:
+            jid = Jid(_uri_to_local(local, remote), domain)
+        except JidError as exc:
+            raise _from_jid_error(exc, remote) from exc
+        return cls.of(jid, remote=remote)
 
     @property
     def bare(self) -> ImppAddress:

@@ -53,8 +53,8 @@ from gateway.impp.mapping_message import (
 from gateway.impp.pidf import (
     PIDF_CONTENT_TYPE,
     Basic,
-    Contact,
     Note,
+    PidfContact,
     PidfDocument,
     PidfTuple,
     parse_pidf_untrusted,
@@ -177,7 +177,7 @@ def presence_to_pidf(stanza: Element, *, timestamp: datetime | None = None) -> P
                     id=resource_to_tuple_id(sender.resource),
                     basic=Basic.OPEN if available else Basic.CLOSED,
                     im_status=im_status,
-                    contact=Contact(sender.im_uri, pidf_priority),
+                    contact=PidfContact(sender.im_uri, pidf_priority),
                     notes=notes,
                     timestamp=timestamp,
                 ),

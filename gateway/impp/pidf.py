@@ -50,8 +50,8 @@ __all__ = [
     "PIDF_IM_NS",
     "PIDF_NS",
     "Basic",
-    "Contact",
     "Note",
+    "PidfContact",
     "PidfDocument",
     "PidfTuple",
     "Tuple",
@@ -106,7 +106,7 @@ class Note:
 
 
 @dataclass(frozen=True)
-class Contact:
+class PidfContact:
     """A <contact> URI with its optional priority in [0, 1], three decimals (§4.1.5)."""
 
     uri: str
@@ -139,7 +139,7 @@ class PidfTuple:
     id: str
     basic: Basic | None = None
     im_status: str | None = None
-    contact: Contact | None = None
+    contact: PidfContact | None = None
     notes: tuple[Note, ...] = ()
     timestamp: datetime | None = None
     status_extensions: tuple[str, ...] = ()
@@ -321,7 +321,7 @@ def _parse_status(element: Element) -> tuple[Basic | None, str | None, tuple[str
     return basic, im_status, tuple(ignored)
 
 
-def _parse_contact(element: Element) -> Contact:
+def _parse_contact(element: Element) -> PidfContact:
     _no_pidf_children(element, "contact")
     uri = (element.text or "").strip()
     if not URI_RE.match(uri):
@@ -334,7 +334,7 @@ def _parse_contact(element: Element) -> Contact:
         except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
             priority = None
     # §4.1.5: a priority out of range is ignored as if it were absent.
-    return Contact(uri, priority)
+    return PidfContact(uri, priority)
 
 
 def _parse_timestamp(element: Element) -> datetime:
@@ -359,7 +359,7 @@ def _parse_tuple(element: Element, inherited_lang: str | None) -> PidfTuple:
     # §4.1.2 order: status, extensions*, contact?, note*, timestamp?  (stage numbers)
     stage = 1
     extensions: list[str] = []
-    contact: Contact | None = None
+    contact: PidfContact | None = None
     notes: list[Note] = []
     timestamp: datetime | None = None
     for child in children[1:]:

@@ -1,40 +1,30 @@
 """Secure device sessions over UDP and TCP (sans-IO): record protection, reliable delivery,
 mobility, resumption and denial-of-service defences. See docs/protocol.md ("Session layer").
+
+What a user of the package needs is exported here: the two endpoints (:class:`GatewaySessions`,
+:class:`DeviceSession`) with their configurations, statistics and states, the adapters that plug
+EDHOC and the wire codec into them, the ticket key ring a gateway persists, the events and the
+error tree, and the packet parser and TCP framing that transports and tools use. The internals
+(record protection, replay window, fragmentation, tickets' packet formats, control items, ...)
+stay importable from their modules.
 """
 
 from __future__ import annotations
 
-from gateway.session.channel import (
-    DEFAULT_MAX_DATAGRAM,
-    ChannelConfig,
-    ChannelState,
-    ChannelStatistics,
-    ReceiveResult,
-    SecureChannel,
-)
-from gateway.session.codec import (
-    Close,
-    KeepAlive,
-    MessageCodec,
-    NewTicket,
-    PathChallenge,
-    PathResponse,
-    WireCodec,
-    decode_control_untrusted,
-    encode_control,
-)
-from gateway.session.cookies import RetryTokens
-from gateway.session.device_side import DeviceSession, DeviceState, DeviceStatistics
+from gateway.session.channel import ChannelConfig, ChannelStatistics
+from gateway.session.codec import MessageCodec, WireCodec
+from gateway.session.device_side import DeviceSession, DeviceSessionState, DeviceStatistics
 from gateway.session.errors import (
     DropReason,
-    LocalProtocolError,
+    LocalSessionError,
     PacketError,
-    RecordRejectedError,
-    RemoteProtocolError,
+    RemoteSessionError,
     SessionError,
     SessionFailedError,
 )
 from gateway.session.events import (
+    DeviceSessionEstablished,
+    DeviceSessionResumed,
     Event,
     KeyUpdated,
     OperationAcknowledged,
@@ -43,116 +33,53 @@ from gateway.session.events import (
     PathMigrated,
     PathValidated,
     SessionClosed,
-    SessionEstablished,
-    SessionResumed,
     TicketReceived,
 )
-from gateway.session.fragmentation import DEFAULT_MAX_OPERATION_SIZE, Reassembler, split
 from gateway.session.gateway_config import GatewayConfig, GatewayStatistics, SessionState
 from gateway.session.gateway_side import GatewaySessions
-from gateway.session.handshake import (
-    EdhocInitiator,
-    EdhocResponder,
-    HandshakeFailedError,
-    HandshakeStep,
-    InitiatorHandshake,
-    ResponderHandshake,
-    identity_of,
-)
-from gateway.session.mobility import AMPLIFICATION_FACTOR, AddressValidator
+from gateway.session.handshake import EdhocInitiator, EdhocResponder, HandshakeFailedError
 from gateway.session.packets import (
-    Content,
-    Fragment,
     HandshakeKind,
     HandshakePacket,
     ProtectedRecord,
-    RecordHeader,
-    RejectReason,
     StreamDeframer,
     frame,
     parse_packet_untrusted,
 )
-from gateway.session.ratelimit import RateLimiter
-from gateway.session.record import (
-    EXPORTER_LABEL,
-    SUITE_AEAD,
-    AeadAlgorithm,
-    RecordProtection,
-    SessionSecrets,
-    make_nonce,
-)
-from gateway.session.replay import ReplayWindow
-from gateway.session.tickets import (
-    MAX_RESUME_PACKET,
-    ResumeRequest,
-    TicketKeyRing,
-    TicketRejectedError,
-    TicketRingFileError,
-)
+from gateway.session.tickets import TicketKeyRing, TicketRejectedError, TicketRingFileError
 
 __all__ = [
-    "AMPLIFICATION_FACTOR",
-    "DEFAULT_MAX_DATAGRAM",
-    "DEFAULT_MAX_OPERATION_SIZE",
-    "EXPORTER_LABEL",
-    "MAX_RESUME_PACKET",
-    "SUITE_AEAD",
-    "AddressValidator",
-    "AeadAlgorithm",
     "ChannelConfig",
-    "ChannelState",
     "ChannelStatistics",
-    "Close",
-    "Content",
     "DeviceSession",
-    "DeviceState",
+    "DeviceSessionEstablished",
+    "DeviceSessionResumed",
+    "DeviceSessionState",
     "DeviceStatistics",
     "DropReason",
     "EdhocInitiator",
     "EdhocResponder",
     "Event",
-    "Fragment",
     "GatewayConfig",
     "GatewaySessions",
     "GatewayStatistics",
     "HandshakeFailedError",
     "HandshakeKind",
     "HandshakePacket",
-    "HandshakeStep",
-    "InitiatorHandshake",
-    "KeepAlive",
     "KeyUpdated",
-    "LocalProtocolError",
+    "LocalSessionError",
     "MessageCodec",
-    "NewTicket",
     "OperationAcknowledged",
     "OperationReceived",
     "OperationRejected",
     "PacketError",
-    "PathChallenge",
     "PathMigrated",
-    "PathResponse",
     "PathValidated",
     "ProtectedRecord",
-    "RateLimiter",
-    "Reassembler",
-    "ReceiveResult",
-    "RecordHeader",
-    "RecordProtection",
-    "RecordRejectedError",
-    "RejectReason",
-    "RemoteProtocolError",
-    "ReplayWindow",
-    "ResponderHandshake",
-    "ResumeRequest",
-    "RetryTokens",
-    "SecureChannel",
+    "RemoteSessionError",
     "SessionClosed",
     "SessionError",
-    "SessionEstablished",
     "SessionFailedError",
-    "SessionResumed",
-    "SessionSecrets",
     "SessionState",
     "StreamDeframer",
     "TicketKeyRing",
@@ -160,11 +87,6 @@ __all__ = [
     "TicketRejectedError",
     "TicketRingFileError",
     "WireCodec",
-    "decode_control_untrusted",
-    "encode_control",
     "frame",
-    "identity_of",
-    "make_nonce",
     "parse_packet_untrusted",
-    "split",
 ]

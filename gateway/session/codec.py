@@ -1,83 +1,70 @@
-"""The seam between the session layer and the wire codec (gateway.wire), plus session control items.
+"""The session layer's use of the wire codec (gateway.wire), and the session's own control items.
 
-The session layer only needs four things from the wire protocol: encode one message, decode a CBOR
-sequence of them, build the Ack message and recognise one. :class:`MessageCodec` names them;
-:class:`WireCodec` is the production implementation over ``gateway.wire`` (contracts.md).
+The session layer needs four things from the wire protocol: encode one message, decode a CBOR
+sequence of them (raising :class:`~gateway.wire.RemoteWireError` on the peer's bad bytes), build the
+Ack message and recognise one. :class:`MessageCodec` names them; :class:`WireCodec` is the
+production implementation over ``gateway.wire``.
 
 Session control items (content type CONTROL, packets.py) are the session's own CBOR arrays:
-``[1, ticket, resumption_secret, lifetime]`` NewTicket, ``[2, data]`` PathChallenge,
-``[3, data]`` PathResponse, ``[4]`` KeepAlive, ``[5, reason]`` Close.
+``[1, ticket, resumption_secret, lifetime, reset_token]`` NewTicket (the reset token of the
+connection id the record travels on, resets.py), ``[2, data]`` PathChallenge,
+``[3, data]`` PathResponse, ``[4]`` KeepAlive, ``[5, reason]`` Close. They travel inside
+authenticated records, so they are read with the project's strict CBOR core (gateway/cbor.py):
+shortest heads, definite lengths, no tags or floats, one level of nesting.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-import cbor2
-
+from gateway import wire
+from gateway.cbor import CborDecoder, CborError, CborValue, encode
 from gateway.session.errors import PacketError
+from gateway.session.resets import RESET_TOKEN_LENGTH
 
 MAX_CONTROL_ITEMS = 8  # control items per record; more is never legitimate
+_MAX_CONTROL_FIELDS = 5  # the longest control item, NewTicket: kind and four fields
+_CONTROL_DEPTH = 1  # a control item is one array of scalars
 
 
 class MessageCodec(Protocol):
     """What the session layer needs from the wire codec."""
 
-    def encode(self, message: object) -> bytes:
+    def encode(self, message: wire.Message) -> bytes:
         """Encode one wire message."""
         ...
 
-    def decode_sequence_untrusted(self, data: bytes) -> list[object]:
-        """Decode a CBOR sequence of wire messages; raise the codec's own error on bad input."""
+    def decode_sequence_untrusted(self, data: bytes) -> list[wire.Message]:
+        """Decode a CBOR sequence of wire messages; raises only :class:`~gateway.wire.WireError`."""
         ...
 
-    def make_ack(self, cumulative: int, selective: tuple[tuple[int, int], ...]) -> object:
+    def make_ack(self, cumulative: int, selective: tuple[tuple[int, int], ...]) -> wire.Ack:
         """Build the wire Ack message."""
-        ...
-
-    def ack_fields(self, message: object) -> tuple[int, tuple[tuple[int, int], ...]] | None:
-        """``(cumulative, selective)`` if ``message`` is an Ack, else None."""
-        ...
-
-    def is_codec_error(self, exc: Exception) -> bool:
-        """True if ``exc`` is the codec's protocol error (the peer's fault)."""
         ...
 
 
 class WireCodec:
-    """:class:`MessageCodec` over ``gateway.wire`` (imported on first use)."""
+    """:class:`MessageCodec` over ``gateway.wire`` with its default limits."""
 
-    def __init__(self) -> None:
-        import gateway.wire as wire  # the wire package is a sibling work stream
-
-        self._wire: Any = wire
-
-    def encode(self, message: object) -> bytes:
+    def encode(self, message: wire.Message) -> bytes:
         """Encode one wire message."""
-        data: bytes = self._wire.encode(message)
-        return data
+        return wire.encode(message)
 
-    def decode_sequence_untrusted(self, data: bytes) -> list[object]:
+    def decode_sequence_untrusted(self, data: bytes) -> list[wire.Message]:
         """Decode a CBOR sequence of wire messages."""
-        messages: list[object] = self._wire.decode_sequence_untrusted(data)
-        return messages
+        return wire.decode_sequence_untrusted(data)
 
-    def make_ack(self, cumulative: int, selective: tuple[tuple[int, int], ...]) -> object:
+    def make_ack(self, cumulative: int, selective: tuple[tuple[int, int], ...]) -> wire.Ack:
         """Build ``gateway.wire.Ack``."""
-        ack: object = self._wire.Ack(cumulative=cumulative, selective=selective)
-        return ack
+        return wire.Ack(cumulative=cumulative, selective=selective)
 
-    def ack_fields(self, message: object) -> tuple[int, tuple[tuple[int, int], ...]] | None:
-        """The fields of a ``gateway.wire.Ack``."""
-        if isinstance(message, self._wire.Ack):
-            return message.cumulative, tuple(message.selective)
-        return None
 
-    def is_codec_error(self, exc: Exception) -> bool:
-        """True for ``gateway.wire.WireError``."""
-        return isinstance(exc, self._wire.WireError)
+def ack_fields(message: wire.Message) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+    """``(cumulative, selective)`` if ``message`` is a wire Ack, else None."""
+    if isinstance(message, wire.Ack):
+        return message.cumulative, tuple(message.selective)
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,7 +73,8 @@ class NewTicket:
 
     ticket: bytes
     resumption_secret: bytes = field(repr=False)  # a secret: never in a repr or a log line
-    lifetime: int
+    lifetime: int  # seconds the ticket stays valid from issue
+    reset_token: bytes = field(default=b"", repr=False)  # this connection id's (resets.py)
 
 
 @dataclass(frozen=True)
@@ -116,16 +104,15 @@ class Close:
 
 
 ControlItem = NewTicket | PathChallenge | PathResponse | KeepAlive | Close
-CONTROL_TYPES = (NewTicket, PathChallenge, PathResponse, KeepAlive, Close)
 
 
 def encode_control(items: list[ControlItem]) -> bytes:
     """Encode control items as a CBOR sequence."""
     out = bytearray()
     for item in items:
-        value: list[object]
+        value: list[int | bytes]
         if isinstance(item, NewTicket):
-            value = [1, item.ticket, item.resumption_secret, item.lifetime]
+            value = [1, item.ticket, item.resumption_secret, item.lifetime, item.reset_token]
         elif isinstance(item, PathChallenge):
             value = [2, item.data]
         elif isinstance(item, PathResponse):
@@ -134,7 +121,7 @@ def encode_control(items: list[ControlItem]) -> bytes:
             value = [4]
         else:
             value = [5, item.reason]
-        out += cbor2.dumps(value)
+        out += encode(value)
     return bytes(out)
 
 
@@ -153,35 +140,38 @@ def _uint(value: object) -> int:
 def decode_control_untrusted(data: bytes) -> list[ControlItem]:
     """Decode a CBOR sequence of control items; raises only :class:`PacketError`."""
     items: list[ControlItem] = []
-    stream = io.BytesIO(data)
-    while stream.tell() < len(data):
+    decoder = CborDecoder(data, max_depth=_CONTROL_DEPTH)
+    while not decoder.at_end:
         if len(items) >= MAX_CONTROL_ITEMS:
             raise PacketError("too many control items")
+        decoder.items_left = 1 + _MAX_CONTROL_FIELDS
         try:
-            value = cbor2.CBORDecoder(stream).decode()
-        except (  # cbor2 semantic tags can raise any of these on crafted input
-            cbor2.CBORDecodeError,
-            ValueError,
-            TypeError,
-            RecursionError,
-            ArithmeticError,
-            LookupError,
-            AttributeError,
-        ) as exc:
-            raise PacketError("control items are not CBOR") from exc
-        if not isinstance(value, list) or not value:
-            raise PacketError("control item is not a non-empty array")
-        kind = value[0]
-        if kind == 1 and len(value) == 4 and not isinstance(kind, bool):
-            items.append(NewTicket(_bytes(value[1], 64), _bytes(value[2], 64), _uint(value[3])))
-        elif kind == 2 and len(value) == 2 and not isinstance(kind, bool):
-            items.append(PathChallenge(_bytes(value[1], 8)))
-        elif kind == 3 and len(value) == 2 and not isinstance(kind, bool):
-            items.append(PathResponse(_bytes(value[1], 8)))
-        elif kind == 4 and len(value) == 1 and not isinstance(kind, bool):
-            items.append(KeepAlive())
-        elif kind == 5 and len(value) == 2 and not isinstance(kind, bool):
-            items.append(Close(_uint(value[1])))
-        else:
-            raise PacketError("unknown control item")
+            value = decoder.read()
+        except CborError as exc:
+            raise PacketError(f"control items are not strict CBOR: {exc.reason.value}") from exc
+        items.append(_control_item(value))
     return items
+
+
+def _control_item(value: CborValue) -> ControlItem:
+    if not isinstance(value, list) or not value:
+        raise PacketError("control item is not a non-empty array")
+    kind = value[0]
+    if isinstance(kind, bool) or not isinstance(kind, int):
+        raise PacketError("control item kind is not an integer")
+    if kind == 1 and len(value) == 5:
+        return NewTicket(
+            _bytes(value[1], 64),
+            _bytes(value[2], 64),
+            _uint(value[3]),
+            _bytes(value[4], RESET_TOKEN_LENGTH),
+        )
+    if kind == 2 and len(value) == 2:
+        return PathChallenge(_bytes(value[1], 8))
+    if kind == 3 and len(value) == 2:
+        return PathResponse(_bytes(value[1], 8))
+    if kind == 4 and len(value) == 1:
+        return KeepAlive()
+    if kind == 5 and len(value) == 2:
+        return Close(_uint(value[1]))
+    raise PacketError("unknown control item")

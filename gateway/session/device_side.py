@@ -4,13 +4,20 @@ Theory of operation. A device talks to one gateway. :meth:`DeviceSession.connect
 (EDHOC message_1) and retransmits it with back-off (RFC 7252 §4.8 timing) until message_2
 arrives; a RETRY makes it resend INITIAL with the token. message_3 goes out with the gateway's
 connection id (C_R) and is repeated until the gateway's first protected record confirms it.
-:meth:`DeviceSession.resume` instead sends a 40-byte RESUME with the last ticket; a RESUMED
-answer opens the channel in one round trip, a REJECT falls back to a full handshake. The device
-never needs its address: after a NAT rebinding it keeps sending and the gateway follows
-(gateway_side.py); it answers PATH_CHALLENGE with PATH_RESPONSE.
+Nothing unauthenticated ends or restarts an attempt that can still succeed: a message_2 that does
+not verify, an EDHOC error or a stray packet is dropped and the attempt goes on, so the first
+message_2 that verifies completes it (only a cipher-suite rejection, RFC 9528 §6.3, starts
+again). :meth:`DeviceSession.resume` instead sends a RESUME of at most 40 bytes with the last
+ticket; a RESUMED answer opens the channel in one round trip; a REJECT(2) that proves the gateway
+holds the ticket's secret, or three unanswered RESUMEs, fall back to a full handshake. An
+established session ends on REJECT(1) only when it carries the session's reset token
+(resets.py), which the gateway gave in NewTicket. The device never needs its address: after a NAT
+rebinding it keeps sending and the gateway follows (gateway_side.py); it answers PATH_CHALLENGE
+with PATH_RESPONSE.
 
 States and transitions (:data:`TRANSITIONS`): IDLE -> HANDSHAKING -> CONFIRMING -> ESTABLISHED;
-IDLE/ESTABLISHED -> RESUMING -> ESTABLISHED (or -> HANDSHAKING on REJECT); any -> CLOSED.
+IDLE/ESTABLISHED -> RESUMING -> ESTABLISHED (or -> HANDSHAKING on a proven REJECT(2) or after
+:data:`DEFAULT_MAX_RESUME_ATTEMPTS` RESUMEs); any -> CLOSED.
 Operations queued before the channel exists, and those unacknowledged when a session is replaced,
 are sent on the next channel (the wire layer's message ids de-duplicate the rare repeat).
 """
@@ -23,23 +30,25 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway import wire
 from gateway.session.channel import ChannelConfig, ChannelState, ChannelStatistics, SecureChannel
 from gateway.session.codec import Close, MessageCodec, NewTicket, PathChallenge, PathResponse
 from gateway.session.errors import (
     DropReason,
-    LocalProtocolError,
+    LocalSessionError,
     PacketError,
-    RemoteProtocolError,
+    RemoteSessionError,
 )
 from gateway.session.events import (
+    DeviceSessionEstablished,
+    DeviceSessionResumed,
     Event,
     SessionClosed,
-    SessionEstablished,
-    SessionResumed,
     TicketReceived,
 )
-from gateway.session.handshake import HandshakeFailedError, InitiatorHandshake
+from gateway.session.handshake import InitiatorHandshake
 from gateway.session.packets import (
+    REJECT_BODY_LENGTH,
     HandshakeKind,
     HandshakePacket,
     ProtectedRecord,
@@ -49,19 +58,21 @@ from gateway.session.packets import (
 )
 from gateway.session.record import AeadAlgorithm, RecordProtection, SessionSecrets
 from gateway.session.reliability import ACK_RANDOM_FACTOR, ACK_TIMEOUT, MAX_RTO
+from gateway.session.resets import token_matches
 from gateway.session.tickets import (
     NONCE_LENGTH,
     ResumeRequest,
     TicketRejectedError,
     check_resumed_untrusted,
+    rejected_proof,
     resumed_master_secret,
 )
 
 DEFAULT_MAX_HANDSHAKE_ATTEMPTS = 8  # transmissions of one handshake packet before giving up
-DEFAULT_MAX_HANDSHAKE_RESTARTS = 4  # fresh handshakes after a corrupt or forged message
+DEFAULT_MAX_RESUME_ATTEMPTS = 3  # RESUMEs (2 + 4 s of waiting) before a full handshake instead
 
 
-class DeviceState(enum.Enum):
+class DeviceSessionState(enum.Enum):
     """Lifecycle of the device's session."""
 
     IDLE = "idle"
@@ -85,8 +96,8 @@ class Input(enum.Enum):
     CLOSE = "close"
 
 
-S = DeviceState
-TRANSITIONS: dict[tuple[DeviceState, Input], DeviceState] = {
+S = DeviceSessionState
+TRANSITIONS: dict[tuple[DeviceSessionState, Input], DeviceSessionState] = {
     (S.IDLE, Input.CONNECT): S.HANDSHAKING,
     (S.IDLE, Input.RESUME): S.RESUMING,
     (S.CLOSED, Input.CONNECT): S.HANDSHAKING,
@@ -113,7 +124,7 @@ TRANSITIONS: dict[tuple[DeviceState, Input], DeviceState] = {
 class DeviceStatistics:
     """A frozen snapshot of a device session's counters."""
 
-    state: DeviceState
+    state: DeviceSessionState
     handshake_bytes_sent: int
     dropped: dict[str, int]
     channel: ChannelStatistics | None
@@ -138,9 +149,9 @@ class DeviceSession:
         self.config = config or ChannelConfig()
         self._rng = rng or random.Random()  # noqa: S311 - timer jitter only
         self.max_handshake_attempts = max_handshake_attempts
-        self.max_handshake_restarts = DEFAULT_MAX_HANDSHAKE_RESTARTS
-        self._restarts = 0
-        self.state = DeviceState.IDLE
+        self.max_resume_attempts = DEFAULT_MAX_RESUME_ATTEMPTS
+        self.state = DeviceSessionState.IDLE
+        self._reset_token = b""  # the current connection id's (resets.py), from NewTicket
         self.connection_id = b""
         self.channel: SecureChannel | None = None
         self.ticket: TicketReceived | None = None
@@ -150,7 +161,7 @@ class DeviceSession:
         self._handshake_deadline: float | None = None
         self._handshake_timeout = ACK_TIMEOUT
         self._handshake_attempts = 0
-        self._outbox: list[object] = []
+        self._outbox: list[wire.Message] = []
         self._outgoing: list[bytes] = []
         self._events: list[Event] = []
         self.dropped: dict[str, int] = {reason.value: 0 for reason in DropReason}
@@ -162,7 +173,7 @@ class DeviceSession:
     def _transition(self, what: Input) -> None:
         target = TRANSITIONS.get((self.state, what))
         if target is None:
-            raise LocalProtocolError(f"{what.value} is not allowed in state {self.state.value}")
+            raise LocalSessionError(f"{what.value} is not allowed in state {self.state.value}")
         self.state = target
 
     def _send_handshake(self, packet: bytes, now: float) -> None:
@@ -183,7 +194,7 @@ class DeviceSession:
         """Start a full handshake (EDHOC)."""
         self._transition(Input.CONNECT)
         self._retire_channel()
-        self._restarts = 0
+        self._reset_token = b""
         self._handshake = self._handshake_factory()
         self._send_initial(self._handshake.start(), token, now)
 
@@ -195,18 +206,19 @@ class DeviceSession:
         """Resume with ``ticket`` (default: the last one received) in one round trip."""
         ticket = ticket or self.ticket
         if ticket is None:
-            raise LocalProtocolError("no resumption ticket")
+            raise LocalSessionError("no resumption ticket")
         self._transition(Input.RESUME)
         self._retire_channel()
+        self._reset_token = b""
         self.ticket = ticket
         self._resume = ResumeRequest.build(
             ticket.ticket, ticket.resumption_secret, self._random_bytes(NONCE_LENGTH)
         )
         self._send_handshake(self._resume.packet, now)
 
-    def send_operation(self, message: object) -> None:
+    def send_operation(self, message: wire.Message) -> None:
         """Queue a wire message; sent as soon as a channel is open."""
-        if self.channel is not None and self.state is DeviceState.ESTABLISHED:
+        if self.channel is not None and self.state is DeviceSessionState.ESTABLISHED:
             self.channel.send_operation(message)
         else:
             self._outbox.append(message)
@@ -217,7 +229,10 @@ class DeviceSession:
             self.channel.send_control(Close(0), reliable=False)
             self._outgoing.extend(self.channel.datagrams_to_send(0.0))
             self.channel.close()
-        if self.state is not DeviceState.CLOSED and self.state is not DeviceState.IDLE:
+        if (
+            self.state is not DeviceSessionState.CLOSED
+            and self.state is not DeviceSessionState.IDLE
+        ):
             self._transition(Input.CLOSE)
 
     def statistics(self) -> DeviceStatistics:
@@ -254,7 +269,9 @@ class DeviceSession:
     def handle_timeout(self, now: float) -> None:
         """Retransmit handshake packets with back-off; run the channel's timers."""
         if self._handshake_deadline is not None and now >= self._handshake_deadline:
-            if self._handshake_attempts >= self.max_handshake_attempts:
+            if self.state is S.RESUMING and self._handshake_attempts >= self.max_resume_attempts:
+                self._fall_back_to_handshake(now)  # the ticket's key may be gone: start afresh
+            elif self._handshake_attempts >= self.max_handshake_attempts:
                 self._handshake_deadline = None
                 self._transition(Input.GIVE_UP)
                 self._events.append(SessionClosed("gateway did not answer the handshake"))
@@ -281,7 +298,7 @@ class DeviceSession:
                 self._on_record(packet, now)
             else:
                 self._on_handshake_packet(packet, now)
-        except RemoteProtocolError as exc:
+        except RemoteSessionError as exc:
             self.dropped[exc.reason.value] += 1
 
     def _on_handshake_packet(self, packet: HandshakePacket, now: float) -> None:
@@ -296,40 +313,31 @@ class DeviceSession:
             self._on_message_2(packet, now)
         elif kind is HandshakeKind.RESUMED and self.state is S.RESUMING:
             self._on_resumed(packet, now)
-        elif kind is HandshakeKind.REJECT and len(packet.body) == 1:
-            self._on_reject(packet.body[0], now)
+        elif kind is HandshakeKind.REJECT and len(packet.body) == REJECT_BODY_LENGTH:
+            self._on_reject(packet.body[0], packet.body[1:], now)
         else:
-            raise RemoteProtocolError("unexpected handshake packet", reason=DropReason.UNEXPECTED)
+            raise RemoteSessionError("unexpected handshake packet", reason=DropReason.UNEXPECTED)
 
     def _on_message_2(self, packet: HandshakePacket, now: float) -> None:
         assert self._handshake is not None
-        try:
-            step = self._handshake.receive(packet.body)
-        except HandshakeFailedError:
-            self._restart_handshake(now)  # corrupt or forged: the EDHOC state is spent, start over
-            raise
+        step = self._handshake.receive(packet.body)  # a failure leaves the attempt as it was
         if step.restart and step.reply is not None:
             self._send_initial(step.reply, b"", now)
             return
         connection_id = self._handshake.peer_connection_id or packet.connection_id
         if not step.complete or step.reply is None or not connection_id:
-            raise RemoteProtocolError("message_2 did not complete", reason=DropReason.UNEXPECTED)
+            raise RemoteSessionError("message_2 did not complete", reason=DropReason.UNEXPECTED)
         self.connection_id = connection_id  # C_R as EDHOC authenticated it
         self._transition(Input.MESSAGE_2)
         message_3 = HandshakePacket(HandshakeKind.HANDSHAKE, self.connection_id, step.reply)
         self._send_handshake(message_3.encode(), now)
         self._open_channel(self._handshake.master_secret(), self._handshake.aead, now)
 
-    def _restart_handshake(self, now: float) -> None:
-        """Begin a fresh handshake after a failed one, a bounded number of times."""
-        self._retire_channel()
-        if self._restarts >= self.max_handshake_restarts:
-            self._handshake_deadline = None
-            self._transition(Input.GIVE_UP)
-            self._events.append(SessionClosed("handshake failed"))
-            return
-        self._restarts += 1
+    def _fall_back_to_handshake(self, now: float) -> None:
+        """Give up the ticket and run a full handshake (RESUMING -> HANDSHAKING)."""
         self._transition(Input.REJECTED)
+        self.ticket = None
+        self._resume = None
         self._handshake = self._handshake_factory()
         self._send_initial(self._handshake.start(), b"", now)
 
@@ -359,7 +367,7 @@ class DeviceSession:
                 packet, self._resume, self.ticket.resumption_secret
             )
         except (PacketError, TicketRejectedError) as exc:
-            raise RemoteProtocolError(str(exc), reason=DropReason.TICKET_REJECTED) from exc
+            raise RemoteSessionError(str(exc), reason=DropReason.TICKET_REJECTED) from exc
         self.connection_id = packet.connection_id
         master = resumed_master_secret(
             self.ticket.resumption_secret, self._resume.device_nonce, gateway_nonce
@@ -369,40 +377,46 @@ class DeviceSession:
         self.ticket = None  # single use
         self._open_channel(master, self._aead, now)
         self._flush_outbox()
-        self._events.append(SessionResumed(self.connection_id, b""))
+        self._events.append(DeviceSessionResumed(self.connection_id, b""))
 
-    def _on_reject(self, reason: int, now: float) -> None:
-        if reason == RejectReason.TICKET_REJECTED and self.state is S.RESUMING:
-            self._transition(Input.REJECTED)
-            self.ticket = None
-            self._handshake = self._handshake_factory()
-            self._send_initial(self._handshake.start(), b"", now)
+    def _on_reject(self, reason: int, proof: bytes, now: float) -> None:
+        """Act on a REJECT only when it proves it comes from the gateway (constant-time)."""
+        if (
+            reason == RejectReason.TICKET_REJECTED
+            and self.state is S.RESUMING
+            and self._resume is not None
+            and self.ticket is not None
+            and token_matches(rejected_proof(self._resume, self.ticket.resumption_secret), proof)
+        ):
+            self._fall_back_to_handshake(now)
             return
-        if reason == RejectReason.HANDSHAKE_FAILED and self.state is S.CONFIRMING:
-            self._restart_handshake(now)
-            return
-        if reason == RejectReason.UNKNOWN_CONNECTION and self.state is S.ESTABLISHED:
-            # Unauthenticated hint that the gateway lost our session (restart): resume.
+        if (
+            reason == RejectReason.UNKNOWN_CONNECTION
+            and self.state is S.ESTABLISHED
+            and token_matches(self._reset_token, proof)
+        ):
+            # The gateway no longer holds our session (a restart, or the idle timeout): resume.
             if self.ticket is not None:
                 self.resume(now)
             else:
                 self.connect(now)
             return
-        raise RemoteProtocolError("REJECT does not apply now", reason=DropReason.UNEXPECTED)
+        raise RemoteSessionError("REJECT without a valid token", reason=DropReason.UNEXPECTED)
 
     def _on_record(self, record: ProtectedRecord, now: float) -> None:
         if self.channel is None:
-            raise RemoteProtocolError("record without a session", reason=DropReason.UNEXPECTED)
+            raise RemoteSessionError("record without a session", reason=DropReason.UNEXPECTED)
         result = self.channel.receive_record(record, now)
         if self.state is S.CONFIRMING:
             self._handshake_deadline = None
             self._handshake_packet = None
             self._transition(Input.CONFIRMED)
             self._flush_outbox()
-            self._events.append(SessionEstablished(self.connection_id, b""))
+            self._events.append(DeviceSessionEstablished(self.connection_id, b""))
         self._events.extend(result.events)
         for item in result.control:
             if isinstance(item, NewTicket):
+                self._reset_token = item.reset_token
                 self.ticket = TicketReceived(item.ticket, item.resumption_secret, item.lifetime)
                 self._events.append(self.ticket)
             elif isinstance(item, PathChallenge):

@@ -1,7 +1,7 @@
 """The session layer's error tree: our misuse versus the peer's fault, each with a drop reason.
 
 Every function that reads network bytes (``..._untrusted``) raises only :class:`PacketError` (a
-:class:`RemoteProtocolError`); the receive paths catch :class:`RemoteProtocolError`, drop the packet
+:class:`RemoteSessionError`); the receive paths catch :class:`RemoteSessionError`, drop the packet
 and count it under its :class:`DropReason` without ending any loop.
 """
 
@@ -38,25 +38,35 @@ class SessionError(Exception):
             self.reason = reason
 
 
-class LocalProtocolError(SessionError):
-    """We used the API wrongly (wrong state, oversized operation, exhausted sequence numbers)."""
+class LocalSessionError(SessionError, ValueError):
+    """We used the API wrongly (wrong state, oversized operation, exhausted sequence numbers).
+
+    Also a ``ValueError``, as ``gateway.wire.LocalWireError`` is: an invalid argument or
+    configuration is this kind of error and reads as Python's convention for one.
+    """
 
 
-class RemoteProtocolError(SessionError):
+class RemoteSessionError(SessionError):
     """The peer (or an attacker in its place) sent something we must reject."""
 
 
-class PacketError(RemoteProtocolError):
+class PacketError(RemoteSessionError):
     """Bytes from the network that do not parse as a session packet."""
 
     reason = DropReason.MALFORMED
 
 
-class RecordRejectedError(RemoteProtocolError):
+class RecordRejectedError(RemoteSessionError):
     """A protected record that failed authentication, replay or window checks."""
 
     reason = DropReason.AUTHENTICATION_FAILED
 
 
-class SessionFailedError(RemoteProtocolError):
+class DuplicateRecordError(RecordRejectedError):
+    """A record that authenticated but was already received (the peer's retransmission)."""
+
+    reason = DropReason.REPLAYED
+
+
+class SessionFailedError(RemoteSessionError):
     """The session cannot continue (peer violated the protocol, or it stopped answering)."""

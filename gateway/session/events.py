@@ -1,8 +1,16 @@
-"""Events the session cores return: frozen dataclasses named in the past tense."""
+"""Events the session cores return: frozen dataclasses named in the past tense.
+
+The two that open a session are ``DeviceSession...`` so that the service can import them next to
+the XMPP client's ``SessionEstablished`` / ``SessionResumed`` (gateway.xmpp.events), which name the
+upstream account's session, without aliasing either.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+
+from gateway import wire
 
 
 class Event:
@@ -12,7 +20,7 @@ class Event:
 
 
 @dataclass(frozen=True)
-class SessionEstablished(Event):
+class DeviceSessionEstablished(Event):
     """A full handshake completed; ``peer_identity`` names the authenticated peer."""
 
     connection_id: bytes
@@ -20,7 +28,7 @@ class SessionEstablished(Event):
 
 
 @dataclass(frozen=True)
-class SessionResumed(Event):
+class DeviceSessionResumed(Event):
     """A session was resumed from a ticket in one round trip, without a handshake."""
 
     connection_id: bytes
@@ -31,7 +39,7 @@ class SessionResumed(Event):
 class OperationReceived(Event):
     """One wire message arrived, exactly once and in order."""
 
-    message: object
+    message: wire.Message
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class OperationRejected(Event):
     Error carrying ``error`` 's code.
     """
 
-    error: Exception
+    error: wire.RemoteWireError
 
 
 @dataclass(frozen=True)
@@ -65,15 +73,15 @@ class TicketReceived(Event):
 class PathMigrated(Event):
     """The peer's address changed (NAT rebinding or mobility); validation has started."""
 
-    old_address: object
-    new_address: object
+    old_address: Hashable
+    new_address: Hashable
 
 
 @dataclass(frozen=True)
 class PathValidated(Event):
     """The peer proved it receives at ``address`` (RFC 9000 §8.2)."""
 
-    address: object
+    address: Hashable
 
 
 @dataclass(frozen=True)

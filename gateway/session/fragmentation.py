@@ -10,7 +10,7 @@ application's business over UDP).
 
 from __future__ import annotations
 
-from gateway.session.errors import DropReason, RemoteProtocolError
+from gateway.session.errors import DropReason, RemoteSessionError
 from gateway.session.packets import Fragment
 
 DEFAULT_MAX_OPERATION_SIZE = 256 * 1024 + 1024  # gateway.wire's 256 KiB message plus its envelope
@@ -39,12 +39,12 @@ class Reassembler:
         """Feed the next in-order fragment; returns the operation when LAST completes it."""
         if fragment is Fragment.FIRST:
             if self._parts is not None:
-                raise RemoteProtocolError("FIRST fragment inside an operation")
+                raise RemoteSessionError("FIRST fragment inside an operation")
             self._parts, self._size = [], 0
         elif self._parts is None:
-            raise RemoteProtocolError("fragment without a FIRST")
+            raise RemoteSessionError("fragment without a FIRST")
         if self._size + len(data) > self.max_operation_size:
-            raise RemoteProtocolError(
+            raise RemoteSessionError(
                 "operation exceeds the reassembly limit", reason=DropReason.TOO_LARGE
             )
         self._parts.append(data)

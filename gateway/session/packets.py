@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gateway.session.errors import PacketError
+from gateway.session.errors import LocalSessionError, PacketError
 
 PROTECTED_BIT = 0x80
 KEY_PHASE_BIT = 0x40
@@ -51,7 +51,7 @@ class HandshakeKind(enum.IntEnum):
     RETRY = 3  # gateway -> device: stateless retry token (RFC 9000 §8.1.2 in spirit)
     RESUME = 4  # device -> gateway: ticket, device nonce, binder
     RESUMED = 5  # gateway -> device: new cid, gateway nonce, confirmation tag
-    REJECT = 6  # gateway -> device: one reason byte (unauthenticated hint)
+    REJECT = 6  # gateway -> device: reason byte, reset token (resets.py)
 
 
 class Fragment(enum.IntEnum):
@@ -73,9 +73,12 @@ class Content(enum.IntEnum):
 class RejectReason(enum.IntEnum):
     """The reason byte of a REJECT packet."""
 
-    UNKNOWN_CONNECTION = 1
-    TICKET_REJECTED = 2
-    HANDSHAKE_FAILED = 3
+    UNKNOWN_CONNECTION = 1  # followed by the connection id's reset token (or a decoy)
+    TICKET_REJECTED = 2  # answers a RESUME; followed by 16 bytes of the binder's HMAC (tickets.py)
+    HANDSHAKE_FAILED = 3  # reserved, never sent: garbage for a half-open handshake is dropped
+
+
+REJECT_BODY_LENGTH = 1 + 16  # reason byte and reset token (resets.RESET_TOKEN_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class HandshakePacket:
     def encode(self) -> bytes:
         """The packet's bytes."""
         if len(self.connection_id) > MAX_CID_LENGTH:
-            raise ValueError("connection id longer than 15 bytes")
+            raise LocalSessionError("connection id longer than 15 bytes")
         header = (int(self.kind) << HANDSHAKE_KIND_SHIFT) | len(self.connection_id)
         return bytes([header]) + self.connection_id + self.body
 
@@ -183,14 +186,14 @@ def parse_initial_body_untrusted(body: bytes) -> tuple[bytes, bytes]:
 def encode_initial_body(token: bytes, message_1: bytes) -> bytes:
     """The body of an INITIAL packet."""
     if len(token) > MAX_TOKEN_LENGTH:
-        raise ValueError("token too long")
+        raise LocalSessionError("token too long")
     return bytes([len(token)]) + token + message_1
 
 
 def frame(packet: bytes) -> bytes:
     """Prefix a packet with its 16-bit length for a stream transport."""
     if not packet or len(packet) > MAX_STREAM_PACKET:
-        raise ValueError("packet length must be 1..65535 on a stream")
+        raise LocalSessionError("packet length must be 1..65535 on a stream")
     return len(packet).to_bytes(STREAM_LENGTH_BYTES, "big") + packet
 
 

@@ -22,6 +22,12 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
 
+    def has(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
+        """True if ``key``'s bucket holds ``cost`` tokens; spends nothing (check, then
+        :meth:`allow` once the work proved legitimate)."""
+        tokens, stamp = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + max(0.0, now - stamp) * self.rate) >= cost
+
     def allow(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens of ``key``'s bucket if it has them."""
         tokens, stamp = self._buckets.pop(key, (self.burst, now))

@@ -25,7 +25,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from gateway.session.errors import DropReason, RecordRejectedError, RemoteProtocolError
+from gateway import wire
+from gateway.session.codec import ControlItem
+from gateway.session.errors import DropReason, RecordRejectedError, RemoteSessionError
 from gateway.session.packets import Content, Fragment
 
 ACK_TIMEOUT = 2.0  # RFC 7252 §4.8: initial RTO for an unknown path, seconds
@@ -37,7 +39,7 @@ DEFAULT_MAX_IN_FLIGHT = 8  # unacknowledged reliable records (RFC 8085 §3.1 pol
 DEFAULT_MAX_RETRANSMISSIONS = 12  # timeouts of one record before the peer is declared gone
 DEFAULT_RECEIVE_WINDOW = 64  # records buffered ahead of the next expected one
 DEFAULT_ACK_DELAY = 0.05  # seconds a lone ack waits for data to ride on (piggybacking)
-ACK_MODULUS = 1 << 16  # acks carry record numbers modulo 2^16 (contracts.md)
+ACK_MODULUS = 1 << 16  # acks carry record numbers modulo 2^16 (docs/protocol.md §3.5)
 
 
 class RttEstimator:
@@ -96,9 +98,7 @@ class SendWindow:
         expired = [r for r in self.records.values() if r.deadline <= now]
         for record in sorted(expired, key=lambda r: r.sequence):
             if record.transmissions > self.max_retransmissions:
-                raise RemoteProtocolError(
-                    "peer stopped acknowledging", reason=DropReason.UNEXPECTED
-                )
+                raise RemoteSessionError("peer stopped acknowledging", reason=DropReason.UNEXPECTED)
             record.timeout = min(MAX_RTO, record.timeout * 2)
             record.deadline = now + record.timeout
             record.transmissions += 1
@@ -128,7 +128,7 @@ class SendWindow:
     def reconstruct_ack(
         self, cumulative: int, selective: tuple[tuple[int, int], ...]
     ) -> tuple[int, tuple[tuple[int, int], ...]]:
-        """Undo the modulo-2^16 reduction of an ack against this window (contracts.md)."""
+        """Undo the modulo-2^16 reduction of an ack against this window (docs/protocol.md §3.5)."""
         if not 0 <= cumulative < ACK_MODULUS:
             raise RecordRejectedError("ack number out of range", reason=DropReason.MALFORMED)
         base = self.oldest_unacknowledged
@@ -150,7 +150,8 @@ class ReceivedRecord:
     fragment: Fragment
     content: Content
     plaintext: bytes  # a fragment's bytes (empty for whole records, decoded on arrival)
-    items: tuple[object, ...]  # whole records: the decoded messages or control items
+    messages: tuple[wire.Message, ...] = ()  # whole records of operations, decoded on arrival
+    control: tuple[ControlItem, ...] = ()  # whole records of control items, decoded on arrival
 
 
 class ReceiveWindow:

@@ -7,6 +7,8 @@ record was successfully decrypted, so a forged record can never move the window.
 
 from __future__ import annotations
 
+from gateway.session.errors import LocalSessionError
+
 DEFAULT_REPLAY_WINDOW = 128  # records; RFC 8613 asks for at least 32, the issue for 64
 
 
@@ -15,7 +17,7 @@ class ReplayWindow:
 
     def __init__(self, size: int = DEFAULT_REPLAY_WINDOW) -> None:
         if size < 64:
-            raise ValueError("replay window must hold at least 64 numbers")
+            raise LocalSessionError("replay window must hold at least 64 numbers")
         self.size = size
         self.highest = -1
         self._bitmap = 0  # bit i set: highest - i was accepted

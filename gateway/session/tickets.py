@@ -16,16 +16,30 @@ Theory of operation (in the spirit of TLS 1.3 PSK resumption, RFC 8446 §2.2, ma
   the session master secret from the secret and both nonces (HKDF, RFC 5869): one round trip.
 * Replay. A ticket serial is accepted once (the ring remembers used serials until they expire);
   an identical copy of an accepted request gets the cached answer and creates nothing; another
-  request with a used ticket is rejected.
+  request with a used ticket is rejected. The memory is bounded per identity: an identity keeps at
+  most ``max_used_per_identity`` spent serials, and when one is forgotten its expiry becomes that
+  identity's floor, below which (inclusive) its tickets are refused. A device always resumes with
+  its newest ticket, which expires after every ticket it spent, so only the identity that spends
+  tickets fast pays for it: nobody can fill the memory of another identity (nor force it to
+  resume: a REJECT cannot be forged, resets.py), and a bystander's ticket is still accepted.
 * Rotation. Keys rotate every ``rotation_interval``; the previous ``retain`` keys still open
   tickets. The ring (keys and used serials) is what a gateway persists to resume across restarts.
-* Persistence. :meth:`TicketKeyRing.to_bytes` gives a CBOR snapshot (keep it in a 0600 file, e.g.
-  with ``gateway.impp.keyfiles.write_protected_file``); :meth:`TicketKeyRing.from_bytes` restores it
-  and immediately rotates to a fresh key. That rotation is what makes a stale snapshot safe: tickets
-  issued after the snapshot was taken used serials the snapshot does not know, and reusing one under
-  the same key would reuse an AES-CCM nonce; a fresh key can never collide. Tickets sealed under the
-  restored keys still open. A ticket spent after the last snapshot is not known to be spent, so the
-  caller saves the ring after each resumption it accepts (and after each rotation).
+* Persistence. :meth:`TicketKeyRing.to_bytes` gives a CBOR snapshot (keep it in a 0600 file,
+  e.g. with ``gateway.signing.keyfiles.write_protected_file``); :meth:`TicketKeyRing.from_bytes`
+  restores it and immediately rotates to a fresh key. That rotation is what makes a stale snapshot
+  safe: tickets issued after the snapshot was taken used serials the snapshot does not know, and
+  reusing one under the same key would reuse an AES-CCM nonce; a fresh key can never collide.
+  Tickets sealed under the restored keys still open. A ticket spent after the last snapshot is
+  not known to be spent, so the caller saves the ring after each resumption it accepts (and after
+  each rotation). The snapshot also holds the gateway's reset key (resets.py), so REJECTs after a
+  restart still carry the tokens devices hold.
+* Why cbor2 and not gateway/cbor.py for the snapshot. Tickets themselves are not CBOR (fixed
+  fields under AES-CCM). The snapshot is a file this gateway writes and reads back itself, never
+  bytes from the network: it is read whole, bounded by :data:`MAX_RING_SNAPSHOT`, and every field
+  is type- and range-checked after decoding. It holds floats (rotation interval and times), which
+  the strict protocol core deliberately refuses, and cbor2's C decoder reads a full used-serial
+  memory (about 20 MB) quickly. Leniency toward non-canonical encodings does no harm here, which
+  is where the project keeps cbor2 (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -42,8 +56,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.session.errors import DropReason, LocalProtocolError, PacketError, RemoteProtocolError
+from gateway.session.errors import DropReason, LocalSessionError, PacketError, RemoteSessionError
 from gateway.session.packets import HandshakeKind, HandshakePacket
+from gateway.session.resets import RESET_KEY_LENGTH
 
 TICKET_KEY_LENGTH = 16
 RESUMPTION_SECRET_LENGTH = 16
@@ -57,15 +72,16 @@ DEFAULT_TICKET_LIFETIME = 7 * 24 * 3600  # seconds a ticket stays valid (a week 
 DEFAULT_ROTATION_INTERVAL = 7 * 24 * 3600  # seconds between ticket key rotations
 DEFAULT_RETAIN_KEYS = 2  # old keys kept so tickets issued before a rotation still open
 DEFAULT_MAX_USED_TICKETS = 1_000_000  # remembered used serials (anti-replay memory bound)
-RING_FORMAT_VERSION = 1  # of the persisted snapshot
+DEFAULT_MAX_USED_PER_IDENTITY = 4  # spent serials remembered per identity before its floor rises
+RING_FORMAT_VERSION = 2  # of the persisted snapshot (2 added the reset key and identities)
 MAX_RING_SNAPSHOT = 64 * 1024 * 1024  # bytes; a full used-serial memory is about 20 MB
 
 
-class TicketRingFileError(LocalProtocolError):
+class TicketRingFileError(LocalSessionError):
     """A persisted ticket ring snapshot is corrupt or of an unknown version (an operator matter)."""
 
 
-class TicketRejectedError(RemoteProtocolError):
+class TicketRejectedError(RemoteSessionError):
     """A resumption request that must not resume anything."""
 
     reason = DropReason.TICKET_REJECTED
@@ -93,6 +109,16 @@ class TicketKeyRing:
     used: dict[tuple[int, int], float] = field(  # (key, serial) -> expiry
         default_factory=dict, repr=False
     )
+    max_used_per_identity: int = DEFAULT_MAX_USED_PER_IDENTITY
+    reset_key: bytes = field(  # resets.py; a secret: not in logs
+        default_factory=lambda: secrets.token_bytes(RESET_KEY_LENGTH), repr=False
+    )
+    spent_by: dict[bytes, list[tuple[int, int]]] = field(  # identity -> its spent (key, serial)
+        default_factory=dict, repr=False
+    )
+    floors: dict[bytes, float] = field(  # identity -> expiry at or below which tickets are refused
+        default_factory=dict, repr=False
+    )
 
     def rotate(self, now: float, key: bytes | None = None) -> None:
         """Start a new current key (fresh random unless given); forget keys beyond ``retain``."""
@@ -118,7 +144,7 @@ class TicketKeyRing:
     ) -> tuple[bytes, bytes]:
         """Seal a ticket for ``identity``; returns ``(ticket, resumption secret)``."""
         if len(identity) > MAX_IDENTITY_LENGTH or not 0 <= suite < 256:
-            raise ValueError("ticket identity longer than 6 bytes or suite out of range")
+            raise LocalSessionError("ticket identity longer than 6 bytes or suite out of range")
         self._maybe_rotate(now)
         key_id, serial = self.current, self.next_serial
         self.next_serial += 1
@@ -170,6 +196,9 @@ class TicketKeyRing:
                     self.rotated_at,
                     self.next_serial,
                     [[k, s, expiry] for (k, s), expiry in sorted(self.used.items())],
+                    self.reset_key,
+                    {ident: list(map(list, spent)) for ident, spent in self.spent_by.items()},
+                    dict(self.floors),
                 ]
             )
         )
@@ -187,10 +216,12 @@ class TicketKeyRing:
             version = decoded[0]
         except (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
             raise TicketRingFileError(f"ticket ring snapshot is corrupt: {exc}") from exc
-        if version != RING_FORMAT_VERSION:
+        if version not in (1, RING_FORMAT_VERSION):
             raise TicketRingFileError(f"ticket ring snapshot version {version!r} is unknown")
         try:
-            ring = cls._from_fields(decoded[1:], now)
+            ring = cls._from_fields(decoded[1:9], now)
+            if version >= 2:
+                ring._restore_identities(decoded[9:], now)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise TicketRingFileError(f"ticket ring snapshot is corrupt: {exc}") from exc
         if ring.current >= 0 and ring.current not in ring.keys:
@@ -216,17 +247,52 @@ class TicketKeyRing:
                 ring.used[spent] = _number(expiry)
         return ring
 
+    def _restore_identities(self, fields: Any, now: float) -> None:
+        reset_key, spent_by, floors = fields
+        if not isinstance(reset_key, bytes) or len(reset_key) != RESET_KEY_LENGTH:
+            raise ValueError("the reset key is a 32-byte string")
+        self.reset_key = reset_key
+        for identity, spent in dict(spent_by).items():
+            kept = [
+                (_small_int(k, 0, 255), _small_int(s, 0, 1 << 24))
+                for k, s in spent
+                if (_small_int(k, 0, 255), _small_int(s, 0, 1 << 24)) in self.used
+            ]
+            if kept:
+                self.spent_by[_identity(identity)] = kept
+        for identity, floor in dict(floors).items():
+            if _number(floor) > now:
+                self.floors[_identity(identity)] = _number(floor)
+
     def mark_used(self, opened: OpenedTicket, now: float) -> None:
         """Remember a serial as spent until it would expire anyway; raises if already spent."""
         ident = (opened.key_id, opened.serial)
-        if ident in self.used:
+        if ident in self.used or opened.expiry <= self.floors.get(opened.identity, -1.0):
             raise TicketRejectedError("ticket already used")
         if len(self.used) >= self.max_used:
-            for stale in [k for k, expiry in self.used.items() if expiry <= now]:
-                del self.used[stale]
+            self._forget_expired(now)
             if len(self.used) >= self.max_used:
                 raise TicketRejectedError("used-ticket memory full")
         self.used[ident] = opened.expiry
+        spent = self.spent_by.setdefault(opened.identity, [])
+        spent.append(ident)
+        while len(spent) > self.max_used_per_identity:
+            oldest = spent.pop(0)
+            expiry = self.used.pop(oldest, None)
+            if expiry is not None:
+                self.floors[opened.identity] = max(self.floors.get(opened.identity, 0.0), expiry)
+
+    def _forget_expired(self, now: float) -> None:
+        for stale in [k for k, expiry in self.used.items() if expiry <= now]:
+            del self.used[stale]
+        for identity in list(self.spent_by):
+            kept = [k for k in self.spent_by[identity] if k in self.used]
+            if kept:
+                self.spent_by[identity] = kept
+            else:
+                del self.spent_by[identity]
+        for identity in [i for i, floor in self.floors.items() if floor <= now]:
+            del self.floors[identity]
 
 
 def _number(value: object) -> float:
@@ -238,6 +304,12 @@ def _number(value: object) -> float:
 def _small_int(value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"expected an integer in [{low}, {high}], found {value!r}")
+    return value
+
+
+def _identity(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) > MAX_IDENTITY_LENGTH:
+        raise ValueError("identities are byte strings of at most 6 bytes")
     return value
 
 
@@ -320,6 +392,11 @@ def check_resumed_untrusted(
     if not hmac.compare_digest(expected, packet.body[NONCE_LENGTH:]):
         raise TicketRejectedError("RESUMED confirmation does not verify")
     return gateway_nonce
+
+
+def rejected_proof(request: ResumeRequest, resumption_secret: bytes) -> bytes:
+    """The 16 bytes after the reason of a REJECT(2): only a holder of the secret can make them."""
+    return _hmac(resumption_secret, b"rejected", request.packet)[:16]
 
 
 def resumed_master_secret(

@@ -4,8 +4,13 @@ drivers. The only socket code on the device side; all protocol logic is in gatew
 
 from __future__ import annotations
 
-from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
-from gateway.transport.device import DeviceDriver, run_device_over_stream, run_device_over_udp
+from gateway.transport._driver import CoreDriver, DeviceSessionEvent, TransportStatistics
+from gateway.transport.device import (
+    DeviceDriver,
+    DeviceTransportStatistics,
+    run_device_over_stream,
+    run_device_over_udp,
+)
 from gateway.transport.tcp import StreamGateway, TcpListener
 from gateway.transport.udp import DEFAULT_HOST, UdpEndpoint
 
@@ -13,7 +18,8 @@ __all__ = [
     "DEFAULT_HOST",
     "CoreDriver",
     "DeviceDriver",
-    "SessionEvent",
+    "DeviceSessionEvent",
+    "DeviceTransportStatistics",
     "StreamGateway",
     "TcpListener",
     "TransportStatistics",

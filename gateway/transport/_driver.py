@@ -1,29 +1,48 @@
 """The part every gateway adapter shares: feed the sans-IO core, run its timers, route output.
 
-A :class:`CoreDriver` owns one :class:`~gateway.session.GatewaySessions`. Adapters call
-:meth:`CoreDriver.receive` for each datagram or deframed packet, and run
+A :class:`CoreDriver` owns one :class:`~gateway.session.GatewaySessions`, on trio's clock.
+Adapters call :meth:`CoreDriver.receive` for each datagram or deframed packet, and run
 :meth:`CoreDriver.run_timers` in a task; :meth:`CoreDriver.send_operation` queues an operation
-and wakes that task. Outgoing datagrams go to the adapter's ``route`` callback; events go to a
-bounded channel that the application reads (a full channel makes the receive loop wait:
-backpressure, not loss).
+and wakes that task. Every input tells the timer task that the core's next deadline may have
+moved (:class:`~gateway.deadlines.DeadlineTimer`), so a timer set by a received packet (the
+acknowledgement due ``ack_delay`` later) fires on time. Outgoing datagrams go to the adapter's
+``route`` callback; events go to a bounded channel that the application reads (a full channel
+makes the receive loop wait: backpressure, not loss).
+
+A packet whose handling raises anything but the core's own drop (a bug: the core is meant to be
+total) is dropped and counted as ``internal_error``, a timer run that raises as
+``internal_error_timer``; both loops go on (STYLE.md rule 8). :class:`DriverFacade` is what each
+adapter (UDP endpoint, stream gateway, TCP listener) offers the application over its driver.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import trio
 
+from gateway import wire
+from gateway.deadlines import DeadlineTimer
 from gateway.session import Event, GatewaySessions, GatewayStatistics
+from gateway.transport._internal_errors import InternalErrors
 
 DEFAULT_EVENT_QUEUE = 1024  # events buffered for the application before receive loops wait
+PACKET_FAILED = "internal_error"  # drop reason: handling one packet raised
+TIMER_FAILED = "internal_error_timer"  # a run of the core's timers raised
+SEND_FAILED = "internal_error_send"  # handing one datagram to the socket raised (not OSError)
+CONNECTION_FAILED = "internal_error_connection"  # a stream connection's reader raised
+# After a timer run raised, the next waits this long: a timer that keeps failing then costs ten
+# runs a second, not a core spinning on a deadline that stays due.
+TIMER_ERROR_BACKOFF = 0.1
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SessionEvent:
+class DeviceSessionEvent:
     """An event of one device session, as delivered to the application."""
 
     connection_id: bytes
@@ -32,7 +51,13 @@ class SessionEvent:
 
 @dataclass(frozen=True)
 class TransportStatistics:
-    """A frozen snapshot: the adapter's own counters and the session core's."""
+    """A frozen snapshot: the adapter's own counters and the session core's.
+
+    ``dropped`` counts by reason what the adapter dropped itself, including ``internal_error``
+    (packets whose handling raised), ``internal_error_timer`` (timer runs that raised),
+    ``internal_error_send`` (datagrams the socket call refused other than with an OSError) and,
+    on streams, ``internal_error_connection`` (connections ended by a raise in their reader).
+    """
 
     datagrams_received: int
     datagrams_sent: int
@@ -50,46 +75,53 @@ class CoreDriver:
         route: Callable[[bytes, Hashable], None],
         *,
         event_queue: int = DEFAULT_EVENT_QUEUE,
-        clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.core = core
         self._route = route
-        self._clock = clock
-        self._wake = trio.Event()
-        self._event_send, self.events = trio.open_memory_channel[SessionEvent](event_queue)
-        self._pending_events: deque[SessionEvent] = deque()
+        self._timer = DeadlineTimer(core.next_deadline)
+        self._event_send, self.events = trio.open_memory_channel[DeviceSessionEvent](event_queue)
+        self._pending_events: deque[DeviceSessionEvent] = deque()
         self._delivering = trio.StrictFIFOLock()  # one task hands events over at a time
         self.datagrams_received = 0
         self.datagrams_sent = 0
         self.send_errors = 0
         self.dropped: dict[str, int] = {}
+        self._internal_errors = InternalErrors(self.dropped, logger)
 
     def count_drop(self, reason: str) -> None:
         """Count a datagram the adapter dropped before the core saw it."""
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
-    async def receive(self, data: bytes, address: Hashable) -> None:
-        """Feed one datagram or stream packet to the core, then flush."""
-        self.datagrams_received += 1
-        self.core.receive_datagram(data, address, self._clock())
-        await self.flush()
+    def record_internal_error(self, reason: str, exc: Exception) -> None:
+        """Count and log an exception an adapter's loop contained (see ``_internal_errors``)."""
+        self._internal_errors.record(reason, exc)
 
-    def send_operation(self, connection_id: bytes, message: object) -> int:
+    async def receive(self, data: bytes, address: Hashable) -> None:
+        """Feed one datagram or stream packet to the core, then flush. Never raises Exception."""
+        self.datagrams_received += 1
+        with self._internal_errors.contain(PACKET_FAILED):
+            try:
+                self.core.receive_datagram(data, address, trio.current_time())
+            finally:
+                self._timer.reschedule()  # the packet may have set a timer (an ack due soon)
+            await self.flush()
+
+    def send_operation(self, connection_id: bytes, message: wire.Message) -> int:
         """Queue an operation to a device and wake the timer task to send it."""
         operation_id = self.core.send_operation(connection_id, message)
-        self._wake.set()
+        self._timer.wake()
         return operation_id
 
     async def flush(self) -> None:
         """Send what the core has, deliver its events."""
-        for datagram, destination in self.core.datagrams_to_send(self._clock()):
+        for datagram, destination in self.core.datagrams_to_send(trio.current_time()):
             self.datagrams_sent += 1
             self._route(datagram, destination)
         # Cancel-safe: an event leaves the pending queue only once the channel took it, so a
         # task cancelled while waiting here (a connection closing) loses nothing; the next
         # flush, from any task, delivers the rest in order.
         self._pending_events.extend(
-            SessionEvent(connection_id, event) for connection_id, event in self.core.events()
+            DeviceSessionEvent(connection_id, event) for connection_id, event in self.core.events()
         )
         async with self._delivering:
             while self._pending_events:
@@ -104,13 +136,13 @@ class CoreDriver:
     async def run_timers(self) -> None:
         """Forever: sleep until the core's next deadline (or a wake-up), then run its timers."""
         while True:
-            deadline = self.core.next_deadline()
-            delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
-            with trio.move_on_after(delay):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            self.core.handle_timeout(self._clock())
-            await self.flush()
+            await self._timer.wait()
+            try:
+                self.core.handle_timeout(trio.current_time())
+                await self.flush()
+            except Exception as exc:
+                self._internal_errors.record(TIMER_FAILED, exc)
+                await trio.sleep(TIMER_ERROR_BACKOFF)
 
     def statistics(self) -> TransportStatistics:
         """A frozen snapshot of the counters."""
@@ -124,9 +156,28 @@ class CoreDriver:
 
     async def aclose(self) -> None:
         """Tell every session goodbye (best effort) and close the event channel."""
-        now = self._clock()
+        now = trio.current_time()
         for connection_id in list(self.core.sessions()):
             self.core.close_session(connection_id, now)
         with trio.move_on_after(1.0):  # a reader that stopped reading must not block shutdown
             await self.flush()
         await self._event_send.aclose()
+
+
+class DriverFacade:
+    """What a gateway adapter offers the application; the adapter sets :attr:`driver`."""
+
+    driver: CoreDriver
+
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[DeviceSessionEvent]:
+        """Session events for the application."""
+        return self.driver.events
+
+    def send_operation(self, connection_id: bytes, message: wire.Message) -> int:
+        """Queue an operation to a device."""
+        return self.driver.send_operation(connection_id, message)
+
+    def statistics(self) -> TransportStatistics:
+        """A frozen snapshot of the counters."""
+        return self.driver.statistics()

@@ -5,6 +5,9 @@ handshake proved it), with the core in stream mode (``ChannelConfig(stream=True)
 retransmission). :func:`serve_stream` runs one connection over any trio stream, so tests drive it
 over ``trio.testing.memory_stream_pair`` exactly as over a socket. A malformed length prefix ends
 that connection only (the stream has lost its framing) and is counted; other connections go on.
+A packet whose handling raises is dropped and counted (``internal_error``) and the connection
+goes on; anything else that raises in a connection's reader ends that connection only and is
+counted (``internal_error_connection``): the listener never dies of one connection.
 A connection whose write queue is full is closed, not thinned: records on a stream are never
 retransmitted, so a dropped one would leave a gap that silently stalls the session; a closed
 connection tells the device to reconnect and resume.
@@ -19,15 +22,15 @@ from typing import Any
 import trio
 
 from gateway.session import GatewaySessions, PacketError, StreamDeframer, frame
-from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
+from gateway.transport._driver import CONNECTION_FAILED, CoreDriver, DriverFacade
+from gateway.transport._stream import receive_packets
 from gateway.transport.udp import DEFAULT_HOST
 
 DEFAULT_CONNECTION_QUEUE = 256  # packets waiting to be written to one connection
 DEFAULT_MAX_CONNECTIONS = 10000  # open connections; more are closed at once
-RECEIVE_CHUNK = 16384
 
 
-class StreamGateway:
+class StreamGateway(DriverFacade):
     """Routes session packets to stream connections; shared by every connection of a listener."""
 
     def __init__(
@@ -45,19 +48,6 @@ class StreamGateway:
         self._connections: dict[Hashable, trio.MemorySendChannel[bytes]] = {}
         self._scopes: dict[Hashable, trio.CancelScope] = {}
         self._numbers = itertools.count()
-
-    @property
-    def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
-        """Session events for the application."""
-        return self.driver.events
-
-    def send_operation(self, connection_id: bytes, message: object) -> int:
-        """Queue an operation to a device."""
-        return self.driver.send_operation(connection_id, message)
-
-    def statistics(self) -> TransportStatistics:
-        """A frozen snapshot of the counters."""
-        return self.driver.statistics()
 
     def _route(self, packet: bytes, destination: Hashable) -> None:
         channel = self._connections.get(destination)
@@ -91,17 +81,16 @@ class StreamGateway:
                 self._scopes[address] = nursery.cancel_scope
                 nursery.start_soon(_writer, stream, receive)
                 try:
-                    while True:
-                        data = await stream.receive_some(RECEIVE_CHUNK)
-                        if not data:
-                            break
-                        for packet in deframer.feed_untrusted(data):
+                    while (packets := await receive_packets(stream, deframer)) is not None:
+                        for packet in packets:
                             await self.driver.receive(packet, address)
                 except PacketError:
                     self.driver.count_drop("bad_framing")
                 except trio.BrokenResourceError:
                     self.driver.count_drop("connection_reset")
                 nursery.cancel_scope.cancel()
+        except Exception as exc:  # our bug, in the reader or the writer: end this one only
+            self.driver.record_internal_error(CONNECTION_FAILED, exc)
         finally:
             del self._connections[address]
             self._scopes.pop(address, None)
@@ -117,28 +106,16 @@ async def _writer(stream: trio.abc.Stream, packets: trio.MemoryReceiveChannel[by
         return
 
 
-class TcpListener:
+class TcpListener(DriverFacade):
     """A trio TCP server for device sessions (IPv4 or IPv6)."""
 
     def __init__(self, core: GatewaySessions, *, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.gateway = StreamGateway(core)
+        self.driver = self.gateway.driver
         self.host = host
         self.port = port
         self._cancel = trio.CancelScope()
         self.local_address: Any = None
-
-    @property
-    def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
-        """Session events for the application."""
-        return self.gateway.events
-
-    def send_operation(self, connection_id: bytes, message: object) -> int:
-        """Queue an operation to a device."""
-        return self.gateway.send_operation(connection_id, message)
-
-    def statistics(self) -> TransportStatistics:
-        """A frozen snapshot of the counters."""
-        return self.gateway.statistics()
 
     async def serve(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, report the bound address, and serve until :meth:`aclose`."""
@@ -146,12 +123,12 @@ class TcpListener:
         self.local_address = listeners[0].socket.getsockname()
         with self._cancel:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.gateway.driver.run_timers)
+                nursery.start_soon(self.driver.run_timers)
                 await nursery.start(trio.serve_listeners, self.gateway.serve_stream, listeners)
                 task_status.started(self.local_address)
 
     async def aclose(self) -> None:
         """Graceful shutdown: goodbye to every session, then stop listening."""
-        await self.gateway.driver.aclose()
+        await self.driver.aclose()
         await trio.lowlevel.checkpoint()
         self._cancel.cancel()

@@ -2,7 +2,8 @@
 
 Start it with ``await nursery.start(endpoint.serve)``: ``task_status.started`` reports the bound
 address once the socket listens. Oversized datagrams are dropped and counted; nothing a peer sends
-ends the receive loop (the core is total, and the loop also survives OS errors on receive).
+ends the receive loop: the core is total, a packet whose handling raises all the same is dropped
+and counted as ``internal_error`` (see ``_driver.py``), and the loop survives OS errors on receive.
 Outgoing datagrams wait in a bounded queue for the sender task; when it is full the datagram is
 dropped and counted (the reliability layer retransmits), so a slow socket never blocks receiving.
 """
@@ -16,14 +17,14 @@ from typing import Any
 import trio
 
 from gateway.session import GatewaySessions
-from gateway.transport._driver import CoreDriver, SessionEvent, TransportStatistics
+from gateway.transport._driver import SEND_FAILED, CoreDriver, DriverFacade
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless the operator configures an address to expose
 DEFAULT_MAX_DATAGRAM = 2048  # larger than any record we send (1232); more is dropped unread
 DEFAULT_SEND_QUEUE = 1024  # datagrams waiting for the socket
 
 
-class UdpEndpoint:
+class UdpEndpoint(DriverFacade):
     """A trio UDP server for device sessions."""
 
     def __init__(
@@ -46,19 +47,6 @@ class UdpEndpoint:
         self._cancel = trio.CancelScope()
         self._drained = trio.Event()
         self.local_address: Any = None
-
-    @property
-    def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
-        """Session events for the application."""
-        return self.driver.events
-
-    def send_operation(self, connection_id: bytes, message: object) -> int:
-        """Queue an operation to a device."""
-        return self.driver.send_operation(connection_id, message)
-
-    def statistics(self) -> TransportStatistics:
-        """A frozen snapshot of the counters."""
-        return self.driver.statistics()
 
     def _route(self, datagram: bytes, destination: Hashable) -> None:
         try:
@@ -104,6 +92,8 @@ class UdpEndpoint:
                 await sock.sendto(datagram, destination)
             except OSError:
                 self.driver.send_errors += 1
+            except Exception as exc:  # e.g. a destination the socket cannot take: our bug
+                self.driver.record_internal_error(SEND_FAILED, exc)
         self._drained.set()
 
     async def aclose(self) -> None:

@@ -2,6 +2,13 @@
 
 Sans-IO: bytes in, messages out, and back. The specification is docs/protocol.md; the session layer
 (gateway/session) carries these messages, as a CBOR sequence, inside its protected records.
+
+Exported here is what a user of the package needs: the messages and their enumerations, the four
+codec functions, the error tree (:class:`LocalWireError` for our misuse, :class:`RemoteWireError`
+for the peer's bytes, both carrying the :class:`ErrorCode` to send back) and the receiver limits.
+Field-size constants and the limits' individual defaults stay in ``gateway.wire.messages`` and
+``gateway.wire.limits``; the CBOR policy in ``gateway.wire.cbor``; field declarations in
+``gateway.wire.fields``.
 """
 
 from __future__ import annotations
@@ -23,20 +30,8 @@ from gateway.wire.enums import (
     SubscriptionState,
 )
 from gateway.wire.errors import ErrorCode, LocalWireError, RemoteWireError, WireError
-from gateway.wire.limits import (
-    DEFAULT_LIMITS,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_SEQUENCE_MESSAGES,
-    DEFAULT_MAX_SEQUENCE_SIZE,
-    WireLimits,
-)
+from gateway.wire.limits import DEFAULT_LIMITS, WireLimits
 from gateway.wire.messages import (
-    MAX_ADDRESS_SIZE,
-    MAX_ALIAS,
-    MAX_CONTENT_TYPE_SIZE,
-    MAX_SHORT_TEXT_SIZE,
-    MAX_UINT,
     Ack,
     Contact,
     ContactList,
@@ -63,15 +58,6 @@ from gateway.wire.messages import (
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "DEFAULT_MAX_DEPTH",
-    "DEFAULT_MAX_MESSAGE_SIZE",
-    "DEFAULT_MAX_SEQUENCE_MESSAGES",
-    "DEFAULT_MAX_SEQUENCE_SIZE",
-    "MAX_ADDRESS_SIZE",
-    "MAX_ALIAS",
-    "MAX_CONTENT_TYPE_SIZE",
-    "MAX_SHORT_TEXT_SIZE",
-    "MAX_UINT",
     "Ack",
     "Contact",
     "ContactList",

@@ -11,41 +11,28 @@ one encoding.
 
 Decoding is total: :func:`decode_untrusted` returns a message or raises :class:`RemoteWireError`
 (whose code says what is wrong with the bytes; a non-bytes argument is the caller's
-:class:`LocalWireError`). The input size is checked before the first byte is read; the strict reader
-is cbor.py, the interpretation of fields decoding.py.
+:class:`LocalWireError`). The input size is checked before the first byte is read, the item count
+at each container header; the strict reader is gateway/cbor.py under the wire policy of cbor.py,
+the interpretation of fields decoding.py. Both directions walk the one declaration of each
+message's fields (fields.py, in messages.py's dataclass metadata).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 from gateway.wire.cbor import CborReader, CborValue, encode_value
-from gateway.wire.decoding import CONTENT_KEYS, TYPE_KEY, message_from_cbor
-from gateway.wire.enums import MessageType, Show, SignatureStatus, SubscriptionState
+from gateway.wire.decoding import message_from_cbor
 from gateway.wire.errors import ErrorCode, LocalWireError, RemoteWireError
+from gateway.wire.fields import CONTENT_KEYS, TYPE_KEY, Kind, declared_fields
 from gateway.wire.limits import DEFAULT_LIMITS, DEFAULT_MAX_MESSAGE_SIZE, WireLimits
 from gateway.wire.messages import (
+    MESSAGE_CLASSES,
     Ack,
     Contact,
-    ContactList,
-    ContactListRequest,
-    Content,
-    DeliveryReport,
-    Error,
-    IncomingMessage,
     Message,
-    MissedSummary,
-    Ping,
-    Pong,
-    PresenceNotification,
-    SendMessage,
-    SetPresence,
-    Sleep,
-    SubscriptionCommand,
-    SubscriptionRequest,
     TextContent,
-    Wake,
 )
 
 __all__ = ["decode_sequence_untrusted", "decode_untrusted", "encode", "encode_sequence"]
@@ -59,194 +46,120 @@ Fields = dict[int, CborValue]
 # Encoding
 
 
-def _put(fields: Fields, key: int, value: CborValue, default: CborValue = None) -> None:
-    """Set ``key`` unless ``value`` is absent (None) or the field's default (never written)."""
-    if value is None or (default is not None and value == default):
-        return
-    fields[key] = value
+# The put functions take the attribute as ``Any``: the dataclass's own checks (messages.py) have
+# already given it the type its kind names, and the hot path repeats no isinstance test.
 
 
-def _put_content(fields: Fields, content: Content) -> None:
+def _put_value(fields: Fields, key: int, item: Any, default: object) -> None:
+    """A UINT, BOOL, TEXT, BYTES or CONTACT_REF field, left out when absent or at its default."""
+    if item is not None and item != default:
+        fields[key] = item
+
+
+def _put_number(fields: Fields, key: int, item: Any, default: object) -> None:
+    """An ENUM or CODE field as its plain number, left out when absent or at its default."""
+    if item is not None and item != default:
+        fields[key] = int(item)
+
+
+def _put_content(fields: Fields, key: int, content: Any, default: object) -> None:
+    """Text content at keys 3 and 4 or MIME content at keys 5 and 6 (CONTENT_KEYS)."""
     if isinstance(content, TextContent):
         fields[_TEXT] = content.text
-        _put(fields, _LANGUAGE, content.language)
-    else:
+        if content.language is not None:
+            fields[_LANGUAGE] = content.language
+    else:  # a MimeContent: the dataclass admits only these two
         fields[_CONTENT_TYPE] = content.content_type
         fields[_DATA] = content.data
 
 
-def _ack_fields(message: Ack) -> CborValue:
-    if not message.selective:
-        return message.cumulative  # the compact form: a bare unsigned integer
-    # QUIC-style gap/length pairs (RFC 9000 §19.3.1): small numbers, and relative to cumulative.
+def _put_contacts(fields: Fields, key: int, contacts: Any, default: object) -> None:
+    """A non-empty array of contact maps; an empty list is omitted."""
+    if contacts:
+        fields[key] = [_declared_map(contact, _CONTACT_TABLE, {}) for contact in contacts]
+
+
+def _put_ack_ranges(fields: Fields, key: int, selective: Any, default: object) -> None:
+    """QUIC-style gap/length pairs (RFC 9000 §19.3.1): small numbers, relative to cumulative."""
+    if not selective:
+        return
     ranges: list[CborValue] = []
-    previous = message.cumulative
-    for first, last in message.selective:
-        ranges += [first - previous - 1, last - first]
+    previous: Any = fields[1]  # the cumulative ack (_compile checks that it comes first)
+    append = ranges.append
+    for first, last in selective:
+        append(first - previous - 1)
+        append(last - first)
         previous = last
-    return {TYPE_KEY: MessageType.ACK.value, 1: message.cumulative, 2: ranges}
+    fields[key] = ranges
 
 
-def _ping_fields(message: Ping | Pong) -> Fields:
-    fields: Fields = {TYPE_KEY: message.TYPE.value}
-    _put(fields, 1, message.id, 0)
+_Put = Callable[[Fields, int, Any, object], None]
+_Table = tuple[tuple[int, str, _Put, object], ...]
+
+_PUTS: dict[Kind, _Put] = {
+    Kind.UINT: _put_value,
+    Kind.BOOL: _put_value,
+    Kind.TEXT: _put_value,
+    Kind.BYTES: _put_value,
+    Kind.CONTACT_REF: _put_value,
+    Kind.ENUM: _put_number,
+    Kind.CODE: _put_number,
+    Kind.CONTENT: _put_content,
+    Kind.CONTACTS: _put_contacts,
+    Kind.ACK_RANGES: _put_ack_ranges,
+}
+
+
+def _compile(cls: type) -> _Table:
+    """The encoder's view of ``cls``'s declared fields: (key, attribute, put function, default)."""
+    table = tuple(
+        (declared.key, declared.name, _PUTS[declared.kind], declared.default)
+        for declared in declared_fields(cls)
+    )
+    keys = [key for key, _, put, _ in table if put is _put_ack_ranges]
+    if keys and table[0][:2] != (1, "cumulative"):  # ack ranges are relative to key 1
+        raise TypeError(f"{cls.__name__}: ack ranges need the cumulative ack at key 1 first")
+    return table
+
+
+def _declared_map(value: object, table: _Table, fields: Fields) -> Fields:
+    """Add the fields ``value`` declares (fields.py), leaving out absent ones and defaults."""
+    for key, name, put, default in table:
+        put(fields, key, getattr(value, name), default)
     return fields
 
 
-def _error_fields(message: Error) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.ERROR.value, 1: int(message.code)}
-    _put(fields, 2, message.message_type)
-    _put(fields, 3, message.message_id)
-    _put(fields, 4, message.text)
-    return fields
+_CONTACT_TABLE = _compile(Contact)
+_TABLES: dict[type, tuple[int, _Table]] = {
+    cls: (cls.TYPE.value, _compile(cls)) for cls in MESSAGE_CLASSES
+}
 
 
-def _send_fields(message: SendMessage) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.SEND_MESSAGE.value, 1: message.id, 2: message.to}
-    _put_content(fields, message.content)
-    _put(fields, 7, message.want_report, True)
-    return fields
-
-
-def _incoming_fields(message: IncomingMessage) -> Fields:
-    fields: Fields = {
-        TYPE_KEY: MessageType.INCOMING_MESSAGE.value,
-        1: message.id,
-        2: message.sender,
-        7: message.timestamp,
-    }
-    _put_content(fields, message.content)
-    _put(fields, 8, int(message.signature), SignatureStatus.NONE.value)
-    return fields
-
-
-def _report_fields(message: DeliveryReport) -> Fields:
-    fields: Fields = {
-        TYPE_KEY: MessageType.DELIVERY_REPORT.value,
-        1: message.id,
-        2: int(message.status),
-    }
-    _put(fields, 3, None if message.reason is None else int(message.reason))
-    _put(fields, 4, message.text)
-    return fields
-
-
-def _set_presence_fields(message: SetPresence) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.SET_PRESENCE.value}
-    _put(fields, 1, message.open)
-    _put(fields, 2, None if message.show is None else int(message.show))
-    _put(fields, 3, message.note)
-    _put(fields, 4, message.note_language)
-    return fields
-
-
-def _notification_fields(message: PresenceNotification) -> Fields:
-    fields: Fields = {
-        TYPE_KEY: MessageType.PRESENCE_NOTIFICATION.value,
-        1: message.contact,
-        2: message.open,
-    }
-    _put(fields, 3, int(message.show), Show.AVAILABLE.value)
-    _put(fields, 4, message.note)
-    _put(fields, 5, message.note_language)
-    _put(fields, 6, int(message.signature), SignatureStatus.NONE.value)
-    return fields
-
-
-def _command_fields(message: SubscriptionCommand) -> Fields:
-    return {
-        TYPE_KEY: MessageType.SUBSCRIPTION_COMMAND.value,
-        1: int(message.action),
-        2: message.contact,
-    }
-
-
-def _request_fields(message: SubscriptionRequest) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.SUBSCRIPTION_REQUEST.value, 1: message.sender}
-    _put(fields, 2, message.note)
-    return fields
-
-
-def _list_request_fields(message: ContactListRequest) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.CONTACT_LIST_REQUEST.value}
-    _put(fields, 1, message.known_version)
-    return fields
-
-
-def _contact_fields(contact: Contact) -> Fields:
-    fields: Fields = {1: contact.alias, 2: contact.address}
-    _put(fields, 3, int(contact.subscription), SubscriptionState.NONE.value)
-    _put(fields, 4, contact.name)
-    _put(fields, 5, contact.pending_out, False)
-    _put(fields, 6, contact.blocked, False)
-    return fields
-
-
-def _list_fields(message: ContactList) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.CONTACT_LIST.value, 1: message.version}
-    if message.contacts:
-        fields[2] = [_contact_fields(contact) for contact in message.contacts]
-    _put(fields, 3, message.complete, False)
-    return fields
-
-
-def _sleep_fields(message: Sleep) -> Fields:
-    return {TYPE_KEY: MessageType.SLEEP.value, 1: message.duration}
-
-
-def _wake_fields(message: Wake) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.WAKE.value}
-    _put(fields, 1, message.presence_snapshot, False)
-    return fields
-
-
-def _summary_fields(message: MissedSummary) -> Fields:
-    fields: Fields = {TYPE_KEY: MessageType.MISSED_SUMMARY.value}
-    _put(fields, 1, message.messages, 0)
-    _put(fields, 2, message.delivery_reports, 0)
-    _put(fields, 3, message.presence_notifications, 0)
-    _put(fields, 4, message.subscription_requests, 0)
-    _put(fields, 5, message.expired, 0)
-    return fields
+def _table_of(message: object) -> tuple[int, _Table]:
+    """The compiled table of ``message``'s class, or of the message class it derives from."""
+    compiled = _TABLES.get(type(message))
+    if compiled is not None:
+        return compiled
+    for cls in type(message).__mro__:
+        if cls in _TABLES:
+            return _TABLES[cls]
+    raise LocalWireError(ErrorCode.UNKNOWN_TYPE, f"not a wire message: {type(message).__name__}")
 
 
 def _to_cbor(message: Message) -> CborValue:
-    if isinstance(message, Ack):
-        return _ack_fields(message)
-    if isinstance(message, Ping | Pong):
-        return _ping_fields(message)
-    if isinstance(message, Error):
-        return _error_fields(message)
-    if isinstance(message, SendMessage):
-        return _send_fields(message)
-    if isinstance(message, IncomingMessage):
-        return _incoming_fields(message)
-    if isinstance(message, DeliveryReport):
-        return _report_fields(message)
-    if isinstance(message, SetPresence):
-        return _set_presence_fields(message)
-    if isinstance(message, PresenceNotification):
-        return _notification_fields(message)
-    if isinstance(message, SubscriptionCommand):
-        return _command_fields(message)
-    if isinstance(message, SubscriptionRequest):
-        return _request_fields(message)
-    if isinstance(message, ContactListRequest):
-        return _list_request_fields(message)
-    if isinstance(message, ContactList):
-        return _list_fields(message)
-    if isinstance(message, Sleep):
-        return _sleep_fields(message)
-    if isinstance(message, Wake):
-        return _wake_fields(message)
-    if isinstance(message, MissedSummary):
-        return _summary_fields(message)
-    raise LocalWireError(ErrorCode.UNKNOWN_TYPE, f"not a wire message: {type(message).__name__}")
+    compiled = _table_of(message)
+    if isinstance(message, Ack) and not message.selective:
+        return message.cumulative  # the compact form: a bare unsigned integer
+    message_type, table = compiled
+    return _declared_map(message, table, {TYPE_KEY: message_type})
 
 
 def encode(message: Message, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
     """Encode one message deterministically; refuse one the peer's default limit would reject."""
-    encoded = encode_value(_to_cbor(message))
+    if type(message) is Ack and not message.selective:  # the commonest message, without a table
+        encoded = encode_value(message.cumulative)
+    else:
+        encoded = encode_value(_to_cbor(message))
     if len(encoded) > max_size:
         raise LocalWireError(
             ErrorCode.TOO_LARGE, f"message of {len(encoded)} bytes exceeds {max_size}"
@@ -280,9 +193,9 @@ def decode_untrusted(data: bytes, *, limits: WireLimits = DEFAULT_LIMITS) -> Mes
     data = _as_bytes(data)
     if len(data) > limits.max_message_size:  # before reading a single header
         _fail(ErrorCode.TOO_LARGE, f"{len(data)} bytes exceed {limits.max_message_size}")
-    reader = CborReader(data, max_depth=limits.max_depth)
+    reader = CborReader(data, max_depth=limits.max_depth, max_items=limits.max_message_items)
     item = reader.read_item()
-    if not reader.at_end:
+    if reader.position != len(data):
         _fail(ErrorCode.MALFORMED, f"{len(data) - reader.position} bytes after the message")
     return message_from_cbor(item)
 
@@ -294,11 +207,15 @@ def decode_sequence_untrusted(data: bytes, *, limits: WireLimits = DEFAULT_LIMIT
         _fail(ErrorCode.TOO_LARGE, f"{len(data)} bytes exceed {limits.max_sequence_size}")
     reader = CborReader(data, max_depth=limits.max_depth)
     messages: list[Message] = []
+    sequence_items_left = limits.max_sequence_items
     while not reader.at_end:
         if len(messages) >= limits.max_sequence_messages:
             _fail(ErrorCode.TOO_MANY_MESSAGES, f"more than {limits.max_sequence_messages}")
         start = reader.position
+        budget = min(limits.max_message_items, sequence_items_left)
+        reader.items_left = budget  # each message within its own limit and the sequence's
         item = reader.read_item()
+        sequence_items_left -= budget - (reader.items_left or 0)
         if reader.position - start > limits.max_message_size:
             _fail(ErrorCode.TOO_LARGE, f"a message exceeds {limits.max_message_size} bytes")
         messages.append(message_from_cbor(item))

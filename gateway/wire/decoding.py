@@ -2,11 +2,14 @@
 
 Theory of operation (docs/protocol.md, Sections 4.3-4.5 and 6). The strict CBOR reader (cbor.py)
 has already refused what is not deterministic CBOR of the protocol's subset; here a bare unsigned
-integer becomes a compact Ack and a map is read by the reader for its key-0 message type. Each read
-checks the CBOR type exactly (``true`` is not 1), refuses a default written out, and remembers the
-key; afterwards a non-negative key nobody read is an unknown critical field, a negative one is an
-elective field and ignored. The dataclass constructors check ranges and cross-field rules; their
-:class:`LocalWireError` becomes a :class:`RemoteWireError` here: the values came from the peer.
+integer becomes a compact Ack and a map is read, field by declared field (fields.py), for its key-0
+message type. Each read checks the CBOR type exactly (``true`` is not 1) and refuses a default
+written out; afterwards a non-negative key the message does not declare is an unknown critical
+field, a negative one an elective field, ignored. The declaration is compiled once per class at
+import (:func:`_compile`): a tuple of (attribute, key, reader function, default, enum members), so
+decoding a message does no metadata lookups. The dataclass constructors check ranges and
+cross-field rules; their :class:`LocalWireError` becomes a :class:`RemoteWireError` here: the
+values came from the peer.
 """
 
 from __future__ import annotations
@@ -16,45 +19,26 @@ from enum import IntEnum
 from typing import NoReturn, TypeVar
 
 from gateway.wire.cbor import CborValue
-from gateway.wire.enums import (
-    DeliveryStatus,
-    MessageType,
-    Show,
-    SignatureStatus,
-    SubscriptionAction,
-    SubscriptionState,
-)
 from gateway.wire.errors import ErrorCode, LocalWireError, RemoteWireError
+from gateway.wire.fields import (
+    CONTENT_KEYS,
+    REQUIRED,
+    TYPE_KEY,
+    Kind,
+    declared_fields,
+)
 from gateway.wire.messages import (
+    MESSAGE_CLASSES,
     Ack,
     Contact,
-    ContactList,
-    ContactListRequest,
-    ContactRef,
-    Content,
-    DeliveryReport,
-    Error,
-    IncomingMessage,
     Message,
     MimeContent,
-    MissedSummary,
-    Ping,
-    Pong,
-    PresenceNotification,
-    SendMessage,
-    SetPresence,
-    Sleep,
-    SubscriptionCommand,
-    SubscriptionRequest,
     TextContent,
-    Wake,
 )
 
-__all__ = ["CONTENT_KEYS", "TYPE_KEY", "message_from_cbor"]
+__all__ = ["message_from_cbor"]
 
-TYPE_KEY = 0  # key 0 of every message map holds the MessageType
-# Keys shared by SendMessage and IncomingMessage for their content (docs/protocol.md, Section 5).
-CONTENT_KEYS = _TEXT, _LANGUAGE, _CONTENT_TYPE, _DATA = 3, 4, 5, 6
+_TEXT, _LANGUAGE, _CONTENT_TYPE, _DATA = CONTENT_KEYS
 
 Fields = dict[int, CborValue]
 
@@ -63,301 +47,290 @@ def _fail(code: ErrorCode, detail: str) -> NoReturn:
     raise RemoteWireError(code, detail)
 
 
-class _FieldReader:
-    """Typed access to one received map; remembers which keys were read to judge the rest."""
+# Each reader takes the received map, the message's name (for details), the field's key, its
+# default and, for an ENUM, the enumeration's members by value; it returns the field's value.
+# _compile picks one per declared field once, at import, so a read does no metadata lookups.
+_Reader = Callable[[Fields, str, int, object, "dict[int, IntEnum] | None"], object]
 
-    __slots__ = ("_fields", "_read", "_what")
 
-    def __init__(self, what: str, fields: Fields, *, typed: bool = True) -> None:
-        self._what = what
-        self._fields = fields
-        self._read = {TYPE_KEY} if typed else set()  # contact entries have no type key
+def _wrong(what: str, key: int, expected: str) -> NoReturn:
+    _fail(ErrorCode.INVALID_FIELD, f"{what}: key {key} must be {expected}")
 
-    def has(self, key: int) -> bool:
-        return key in self._fields
 
-    def __len__(self) -> int:
-        return len(self._fields)
+def _missing(what: str, key: int) -> NoReturn:
+    _fail(ErrorCode.MISSING_FIELD, f"{what}: key {key} is required")
 
-    def _value(self, key: int) -> CborValue:
-        self._read.add(key)
-        return self._fields.get(key)
 
-    def _required(self, key: int) -> CborValue:
-        if key not in self._fields:
-            _fail(ErrorCode.MISSING_FIELD, f"{self._what}: key {key} is required")
-        return self._value(key)
+def _at_default(what: str, key: int) -> NoReturn:
+    _fail(ErrorCode.NOT_DETERMINISTIC, f"{what}: key {key} holds its default")
 
-    def _wrong(self, key: int, expected: str) -> NoReturn:
-        _fail(ErrorCode.INVALID_FIELD, f"{self._what}: key {key} must be {expected}")
 
-    def _not_default(self, key: int, value: int | bool, default: int | bool) -> None:
-        if value == default:  # uint() and boolean() already keep ints and bools apart
-            _fail(ErrorCode.NOT_DETERMINISTIC, f"{self._what}: key {key} holds its default")
+def _uint(fields: Fields, what: str, key: int) -> int:
+    if key not in fields:
+        _missing(what, key)
+    value = fields[key]
+    if type(value) is not int or value < 0:  # bool is not int; the reader makes no subclasses
+        _wrong(what, key, "an unsigned integer")
+    return value
 
-    def uint(self, key: int) -> int:
-        value = self._required(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self._wrong(key, "an unsigned integer")
+
+def _read_uint(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    """A UINT or CODE field: required, optional (``None``), or omitted at its default."""
+    if key not in fields:
+        if default is REQUIRED:
+            _missing(what, key)
+        return default
+    value = fields[key]
+    if type(value) is not int or value < 0:
+        _wrong(what, key, "an unsigned integer")
+    if value == default:  # a None or REQUIRED default never equals a number
+        _at_default(what, key)
+    return value
+
+
+def _read_enum(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    """A closed enumeration: its member; an unknown value is an invalid field."""
+    if key not in fields:
+        if default is REQUIRED:
+            _missing(what, key)
+        return default
+    value = fields[key]
+    if type(value) is not int or value < 0:
+        _wrong(what, key, "an unsigned integer")
+    if value == default:
+        _at_default(what, key)
+    assert members is not None  # _compile gives every ENUM field its members
+    member = members.get(value)
+    if member is None:
+        _fail(ErrorCode.INVALID_FIELD, f"{value} is not a known value")
+    return member
+
+
+def _read_boolean(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if key not in fields:
+        if default is REQUIRED:
+            _missing(what, key)
+        return default
+    value = fields[key]
+    if type(value) is not bool:
+        _wrong(what, key, "true or false")
+    if value is default:  # a bool default is True or False itself; None and REQUIRED never match
+        _at_default(what, key)
+    return value
+
+
+def _text(fields: Fields, what: str, key: int) -> str:
+    if key not in fields:
+        _missing(what, key)
+    value = fields[key]
+    if type(value) is not str:
+        _wrong(what, key, "a text string")
+    return value
+
+
+def _read_text(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if default is not REQUIRED and key not in fields:
+        return None
+    return _text(fields, what, key)
+
+
+def _read_bytes(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if key not in fields:
+        _missing(what, key)
+    value = fields[key]
+    if type(value) is not bytes:
+        _wrong(what, key, "a byte string")
+    return value
+
+
+def _read_contact_ref(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if key not in fields:
+        _missing(what, key)
+    value = fields[key]
+    if type(value) is int:
+        if value >= 0:
+            return value
+    elif type(value) is str:
         return value
-
-    def optional_uint(self, key: int) -> int | None:
-        return self.uint(key) if key in self._fields else None
-
-    def uint_or(self, key: int, default: int) -> int:
-        """An optional integer that is omitted when it equals ``default``."""
-        if key not in self._fields:
-            return default
-        value = self.uint(key)
-        self._not_default(key, value, default)
-        return value
-
-    def text(self, key: int) -> str:
-        value = self._required(key)
-        if not isinstance(value, str):
-            self._wrong(key, "a text string")
-        return value
-
-    def optional_text(self, key: int) -> str | None:
-        return self.text(key) if key in self._fields else None
-
-    def byte_string(self, key: int) -> bytes:
-        value = self._required(key)
-        if not isinstance(value, bytes):
-            self._wrong(key, "a byte string")
-        return value
-
-    def boolean(self, key: int) -> bool:
-        value = self._required(key)
-        if not isinstance(value, bool):
-            self._wrong(key, "true or false")
-        return value
-
-    def optional_boolean(self, key: int) -> bool | None:
-        return self.boolean(key) if key in self._fields else None
-
-    def boolean_or(self, key: int, default: bool) -> bool:
-        """An optional flag that is omitted when it equals ``default``."""
-        if key not in self._fields:
-            return default
-        value = self.boolean(key)
-        self._not_default(key, value, default)
-        return value
-
-    def contact_ref(self, key: int) -> ContactRef:
-        value = self._required(key)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            self._wrong(key, "an alias (unsigned integer) or an address (text)")
-        if isinstance(value, int) and value < 0:
-            self._wrong(key, "an alias (unsigned integer) or an address (text)")
-        return value
-
-    def array(self, key: int) -> list[CborValue]:
-        value = self._required(key)
-        if not isinstance(value, list):
-            self._wrong(key, "an array")
-        if not value:
-            _fail(ErrorCode.NOT_DETERMINISTIC, f"{self._what}: empty array at key {key}")
-        return value
-
-    def finish(self) -> None:
-        """Reject unknown critical (non-negative) keys; ignore unknown elective (negative) ones."""
-        for key in self._fields:
-            if key >= 0 and key not in self._read:
-                _fail(ErrorCode.UNKNOWN_CRITICAL_FIELD, f"{self._what}: unknown critical key {key}")
+    _wrong(what, key, "an alias (unsigned integer) or an address (text)")
 
 
-def _read_content(fields: _FieldReader) -> Content:
-    if fields.has(_TEXT):
-        if fields.has(_CONTENT_TYPE) or fields.has(_DATA):
+def _read_content(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if _TEXT in fields:
+        if _CONTENT_TYPE in fields or _DATA in fields:
             _fail(ErrorCode.INVALID_FIELD, "a message has text or MIME content, not both")
-        return TextContent(fields.text(_TEXT), fields.optional_text(_LANGUAGE))
-    if fields.has(_LANGUAGE):
+        text = _text(fields, what, _TEXT)
+        return TextContent(text, _text(fields, what, _LANGUAGE) if _LANGUAGE in fields else None)
+    if _LANGUAGE in fields:
         _fail(ErrorCode.INVALID_FIELD, "a language tag belongs to text content")
-    return MimeContent(fields.text(_CONTENT_TYPE), fields.byte_string(_DATA))
+    content_type = _text(fields, what, _CONTENT_TYPE)
+    data = _read_bytes(fields, what, _DATA, REQUIRED, None)
+    assert isinstance(data, bytes)
+    return MimeContent(content_type, data)
 
 
-def _read_ack(fields: _FieldReader) -> Ack:
-    cumulative = fields.uint(1)
-    if not fields.has(2):
-        if len(fields) == 2:  # {0: 0, 1: n} must have been sent as the bare integer n
-            _fail(ErrorCode.NOT_DETERMINISTIC, "a cumulative-only ack is a bare integer")
-        return Ack(cumulative)
-    numbers = fields.array(2)
+def _array(fields: Fields, what: str, key: int) -> list[CborValue]:
+    value = fields[key]
+    if type(value) is not list:
+        _wrong(what, key, "an array")
+    if not value:
+        _fail(ErrorCode.NOT_DETERMINISTIC, f"{what}: empty array at key {key}")
+    return value
+
+
+def _read_contacts(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    if key not in fields:
+        return ()
+    return tuple(_read_contact(entry) for entry in _array(fields, what, key))
+
+
+def _read_ack_ranges(
+    fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
+) -> object:
+    """(gap, length) pairs relative to the cumulative ack at key 1 (read, and checked, before)."""
+    if key not in fields:
+        return ()
+    numbers = _array(fields, what, key)
     if len(numbers) % 2:
         _fail(ErrorCode.INVALID_FIELD, "ack ranges come in (gap, length) pairs")
     selective: list[tuple[int, int]] = []
-    previous = cumulative
+    previous = fields[1]
+    assert type(previous) is int
     for index in range(0, len(numbers), 2):
-        gap, length = _ack_number(numbers[index]), _ack_number(numbers[index + 1])
+        gap, length = numbers[index], numbers[index + 1]
+        if type(gap) is not int or gap < 0 or type(length) is not int or length < 0:
+            _fail(ErrorCode.INVALID_FIELD, "ack gaps and lengths are unsigned integers")
         first = previous + gap + 1
         last = first + length
         selective.append((first, last))
         previous = last
-    return Ack(cumulative, tuple(selective))
+    return tuple(selective)
 
 
-def _ack_number(value: CborValue) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _fail(ErrorCode.INVALID_FIELD, "ack gaps and lengths are unsigned integers")
-    return value
+_READER_OF_KIND: dict[Kind, _Reader] = {
+    Kind.UINT: _read_uint,
+    Kind.CODE: _read_uint,
+    Kind.ENUM: _read_enum,
+    Kind.BOOL: _read_boolean,
+    Kind.TEXT: _read_text,
+    Kind.BYTES: _read_bytes,
+    Kind.CONTACT_REF: _read_contact_ref,
+    Kind.CONTENT: _read_content,
+    Kind.CONTACTS: _read_contacts,
+    Kind.ACK_RANGES: _read_ack_ranges,
+}
+
+_Table = tuple[tuple[str, int, _Reader, object, "dict[int, IntEnum] | None"], ...]
 
 
-def _read_ping(fields: _FieldReader) -> Ping:
-    return Ping(fields.uint_or(1, 0))
+def _compile(cls: type) -> tuple[_Table, frozenset[int]]:
+    """The decoder's view of ``cls``: (attribute, key, reader, default, members), and its keys."""
+    table: list[tuple[str, int, _Reader, object, dict[int, IntEnum] | None]] = []
+    keys: set[int] = set()
+    for declared in declared_fields(cls):
+        kind = declared.kind
+        if kind is Kind.BOOL and declared.default not in (REQUIRED, None, True, False):
+            raise TypeError(f"{cls.__name__}.{declared.name}: a flag's default is a bool")
+        if kind is Kind.ACK_RANGES and [entry[:2] for entry in table] != [("cumulative", 1)]:
+            raise TypeError(f"{cls.__name__}: ack ranges need the cumulative ack at key 1 first")
+        members = None
+        if declared.enum is not None:
+            members = {int(member): member for member in declared.enum}
+        table.append(
+            (declared.name, declared.key, _READER_OF_KIND[kind], declared.default, members)
+        )
+        keys.update(CONTENT_KEYS if kind is Kind.CONTENT else (declared.key,))
+    return tuple(table), frozenset(keys)
 
 
-def _read_pong(fields: _FieldReader) -> Pong:
-    return Pong(fields.uint_or(1, 0))
+_D = TypeVar("_D")
 
 
-def _read_error(fields: _FieldReader) -> Error:
-    return Error(
-        fields.uint(1), fields.optional_uint(2), fields.optional_uint(3), fields.optional_text(4)
-    )
+def _read_declared(cls: type[_D], table: _Table, what: str, fields: Fields) -> _D:
+    """Build ``cls`` from the fields it declares, in declaration order."""
+    values: dict[str, object] = {}
+    for name, key, reader, default, members in table:
+        values[name] = reader(fields, what, key, default, members)
+    return cls(**values)
 
 
-def _read_send(fields: _FieldReader) -> SendMessage:
-    return SendMessage(
-        fields.uint(1), fields.contact_ref(2), _read_content(fields), fields.boolean_or(7, True)
-    )
+def _unknown_critical(what: str, fields: Fields, known: frozenset[int]) -> None:
+    """Reject unknown critical (non-negative) keys; ignore unknown elective (negative) ones."""
+    for key in fields:
+        if key >= 0 and key not in known:
+            _fail(ErrorCode.UNKNOWN_CRITICAL_FIELD, f"{what}: unknown critical key {key}")
 
 
-def _read_incoming(fields: _FieldReader) -> IncomingMessage:
-    return IncomingMessage(
-        fields.uint(1),
-        fields.contact_ref(2),
-        fields.uint(7),
-        _read_content(fields),
-        _enum(SignatureStatus, fields.uint_or(8, SignatureStatus.NONE)),
-    )
-
-
-def _read_report(fields: _FieldReader) -> DeliveryReport:
-    return DeliveryReport(
-        fields.uint(1),
-        _enum(DeliveryStatus, fields.uint(2)),
-        fields.optional_uint(3),
-        fields.optional_text(4),
-    )
-
-
-def _read_set_presence(fields: _FieldReader) -> SetPresence:
-    show = fields.optional_uint(2)
-    return SetPresence(
-        fields.optional_boolean(1),
-        None if show is None else _enum(Show, show),
-        fields.optional_text(3),
-        fields.optional_text(4),
-    )
-
-
-def _read_notification(fields: _FieldReader) -> PresenceNotification:
-    return PresenceNotification(
-        fields.contact_ref(1),
-        fields.boolean(2),
-        _enum(Show, fields.uint_or(3, Show.AVAILABLE)),
-        fields.optional_text(4),
-        fields.optional_text(5),
-        _enum(SignatureStatus, fields.uint_or(6, SignatureStatus.NONE)),
-    )
-
-
-def _read_command(fields: _FieldReader) -> SubscriptionCommand:
-    return SubscriptionCommand(_enum(SubscriptionAction, fields.uint(1)), fields.contact_ref(2))
-
-
-def _read_request(fields: _FieldReader) -> SubscriptionRequest:
-    return SubscriptionRequest(fields.contact_ref(1), fields.optional_text(2))
-
-
-def _read_list_request(fields: _FieldReader) -> ContactListRequest:
-    return ContactListRequest(fields.optional_uint(1))
+_CONTACT_TABLE, _CONTACT_KEYS = _compile(Contact)
 
 
 def _read_contact(value: CborValue) -> Contact:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         _fail(ErrorCode.INVALID_FIELD, "a contact entry is a map")
-    fields = _FieldReader("contact", value, typed=False)
-    contact = Contact(
-        fields.uint(1),
-        fields.text(2),
-        _enum(SubscriptionState, fields.uint_or(3, SubscriptionState.NONE)),
-        fields.optional_text(4),
-        fields.boolean_or(5, False),
-        fields.boolean_or(6, False),
-    )
-    fields.finish()
+    contact = _read_declared(Contact, _CONTACT_TABLE, "contact", value)
+    _unknown_critical("contact", value, _CONTACT_KEYS)
     return contact
 
 
-def _read_list(fields: _FieldReader) -> ContactList:
-    contacts = tuple(_read_contact(entry) for entry in fields.array(2)) if fields.has(2) else ()
-    return ContactList(fields.uint(1), contacts, fields.boolean_or(3, False))
+class _MessageReader:
+    """What decoding one message type needs, compiled once from its declaration."""
+
+    __slots__ = ("cls", "keys", "name", "table")
+
+    def __init__(self, cls: type[Message]) -> None:
+        self.cls = cls
+        self.name = cls.TYPE.name
+        self.table, declared_keys = _compile(cls)
+        self.keys = declared_keys | {TYPE_KEY}
+
+    def __call__(self, fields: Fields) -> Message:
+        """The message ``fields`` hold, checked against the declaration (without finishing)."""
+        message = _read_declared(self.cls, self.table, self.name, fields)
+        if isinstance(message, Ack) and not message.selective and len(fields) == 2:
+            # {0: 0, 1: n} must be sent as the bare integer n.
+            _fail(ErrorCode.NOT_DETERMINISTIC, "a cumulative-only ack is a bare integer")
+        return message
 
 
-def _read_sleep(fields: _FieldReader) -> Sleep:
-    return Sleep(fields.uint(1))
-
-
-def _read_wake(fields: _FieldReader) -> Wake:
-    return Wake(fields.boolean_or(1, False))
-
-
-def _read_summary(fields: _FieldReader) -> MissedSummary:
-    counts = [fields.uint_or(key, 0) for key in range(1, 6)]
-    return MissedSummary(*counts)
-
-
-_E = TypeVar("_E", bound=IntEnum)
-
-
-def _enum(enum: type[_E], value: int) -> _E:
-    """Look ``value`` up in a closed enum; an unknown member is an invalid field."""
-    try:
-        return enum(value)
-    except ValueError as exc:
-        raise RemoteWireError(ErrorCode.INVALID_FIELD, f"{value} is not a known value") from exc
-
-
-_READERS: dict[int, Callable[[_FieldReader], Message]] = {
-    MessageType.ACK: _read_ack,
-    MessageType.PING: _read_ping,
-    MessageType.PONG: _read_pong,
-    MessageType.ERROR: _read_error,
-    MessageType.SEND_MESSAGE: _read_send,
-    MessageType.INCOMING_MESSAGE: _read_incoming,
-    MessageType.DELIVERY_REPORT: _read_report,
-    MessageType.SET_PRESENCE: _read_set_presence,
-    MessageType.PRESENCE_NOTIFICATION: _read_notification,
-    MessageType.SUBSCRIPTION_COMMAND: _read_command,
-    MessageType.SUBSCRIPTION_REQUEST: _read_request,
-    MessageType.CONTACT_LIST_REQUEST: _read_list_request,
-    MessageType.CONTACT_LIST: _read_list,
-    MessageType.SLEEP: _read_sleep,
-    MessageType.WAKE: _read_wake,
-    MessageType.MISSED_SUMMARY: _read_summary,
+_READERS: dict[int, _MessageReader] = {
+    cls.TYPE.value: _MessageReader(cls) for cls in MESSAGE_CLASSES
 }
 
 
 def message_from_cbor(item: CborValue) -> Message:
     """The message an item encodes; raises only :class:`RemoteWireError`."""
-    if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-        return Ack(item)
-    if not isinstance(item, dict):
-        _fail(ErrorCode.INVALID_FIELD, "a message is a map or an unsigned integer (an ack)")
-    message_type = item.get(TYPE_KEY)
-    if message_type is None:
-        _fail(ErrorCode.MISSING_FIELD, "key 0 (message type) is required")
-    if isinstance(message_type, bool) or not isinstance(message_type, int) or message_type < 0:
-        _fail(ErrorCode.INVALID_FIELD, "key 0 (message type) must be an unsigned integer")
-    reader_function = _READERS.get(message_type)
-    if reader_function is None:
-        _fail(ErrorCode.UNKNOWN_TYPE, f"unknown message type {message_type}")
-    fields = _FieldReader(MessageType(message_type).name, item)
-    try:
-        message = reader_function(fields)
-    except LocalWireError as exc:  # the dataclass refused a value the peer sent
-        raise RemoteWireError(exc.code, exc.detail) from exc
-    fields.finish()
-    return message
+    if type(item) is int:
+        if item >= 0:
+            return Ack(item)
+    elif type(item) is dict:
+        message_type = item.get(TYPE_KEY)
+        if message_type is None:
+            _fail(ErrorCode.MISSING_FIELD, "key 0 (message type) is required")
+        if type(message_type) is not int or message_type < 0:
+            _fail(ErrorCode.INVALID_FIELD, "key 0 (message type) must be an unsigned integer")
+        reader = _READERS.get(message_type)
+        if reader is None:
+            _fail(ErrorCode.UNKNOWN_TYPE, f"unknown message type {message_type}")
+        try:
+            message = reader(item)
+        except LocalWireError as exc:  # the dataclass refused a value the peer sent
+            raise RemoteWireError(exc.code, exc.detail) from exc
+        _unknown_critical(reader.name, item, reader.keys)
+        return message
+    _fail(ErrorCode.INVALID_FIELD, "a message is a map or an unsigned integer (an ack)")

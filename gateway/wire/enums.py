@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum
 
+from gateway.signature_status import SignatureStatus
+
 __all__ = [
     "DeliveryStatus",
     "Direction",
@@ -57,14 +59,6 @@ class Show(IntEnum):
     AWAY = 2
     EXTENDED_AWAY = 3
     DO_NOT_DISTURB = 4
-
-
-class SignatureStatus(IntEnum):
-    """What the gateway found when it checked the sender's signature (RFC 3923)."""
-
-    NONE = 0  # the object was not signed
-    VERIFIED = 1  # signed, and the signature and the signer's certificate checked out
-    FAILED = 2  # signed, but the signature or certificate did not verify
 
 
 class DeliveryStatus(IntEnum):

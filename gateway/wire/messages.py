@@ -6,6 +6,8 @@ returned by the decoder (which turns a :class:`LocalWireError` raised here into 
 operations follow the requirements of RFC 2779 (messages §4, presence §3, subscriptions §5.1,
 delivery reports §4.2.1 and §5.4.1), and the contact aliases play the part of MQTT-SN's predefined
 topic ids: a gateway-assigned small integer stands for an address that would cost tens of bytes.
+Each field also declares, once, its wire key and CBOR kind (``wire_field``, fields.py); its
+dataclass default is its protocol default.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypeVar, get_args
 
 from gateway.wire.enums import (
     DeliveryStatus,
@@ -26,6 +28,7 @@ from gateway.wire.enums import (
     SubscriptionState,
 )
 from gateway.wire.errors import ErrorCode, LocalWireError
+from gateway.wire.fields import CONTENT_KEYS, Kind, wire_field
 
 __all__ = [
     "MAX_ADDRESS_SIZE",
@@ -33,6 +36,7 @@ __all__ = [
     "MAX_CONTENT_TYPE_SIZE",
     "MAX_SHORT_TEXT_SIZE",
     "MAX_UINT",
+    "MESSAGE_CLASSES",
     "Ack",
     "Contact",
     "ContactList",
@@ -119,6 +123,8 @@ _E = TypeVar("_E", bound=IntEnum)
 def _coerce_enum(instance: object, name: str, enum: type[_E]) -> None:
     """Replace a plain int field by its enum member (frozen dataclass), rejecting unknown values."""
     value = getattr(instance, name)
+    if type(value) is enum:  # already a member (as the decoder passes it): nothing to look up
+        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(f"{name} must be a {enum.__name__}")
     try:
@@ -131,6 +137,8 @@ def _coerce_enum(instance: object, name: str, enum: type[_E]) -> None:
 def _coerce_code(instance: object, name: str, enum: type[_E]) -> None:
     """Like _coerce_enum for open code spaces: an unknown number stays a plain int."""
     value = getattr(instance, name)
+    if type(value) is enum:
+        return
     _check_uint(name, value)
     try:
         object.__setattr__(instance, name, enum(value))
@@ -183,7 +191,7 @@ def _check_content(value: object) -> None:
 
 @dataclass(frozen=True)
 class Ack:
-    """Acknowledgement of reliable records, used by the session layer (contracts.md).
+    """Acknowledgement of reliable records, used by the session layer (docs/protocol.md §3.5).
 
     ``cumulative``: every reliable record numbered below it arrived. ``selective``: inclusive
     (first, last) ranges also received, ascending and disjoint, each first above ``cumulative``.
@@ -192,8 +200,10 @@ class Ack:
     TYPE: ClassVar[MessageType] = MessageType.ACK
     DIRECTION: ClassVar[Direction] = Direction.BOTH
 
-    cumulative: int
-    selective: tuple[tuple[int, int], ...] = ()
+    cumulative: int = field(metadata=wire_field(1, Kind.UINT))
+    selective: tuple[tuple[int, int], ...] = field(
+        default=(), metadata=wire_field(2, Kind.ACK_RANGES)
+    )
 
     def __post_init__(self) -> None:
         _check_uint("cumulative", self.cumulative)
@@ -222,7 +232,7 @@ class Ping:
     TYPE: ClassVar[MessageType] = MessageType.PING
     DIRECTION: ClassVar[Direction] = Direction.BOTH
 
-    id: int = 0
+    id: int = field(default=0, metadata=wire_field(1, Kind.UINT))
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
@@ -235,7 +245,7 @@ class Pong:
     TYPE: ClassVar[MessageType] = MessageType.PONG
     DIRECTION: ClassVar[Direction] = Direction.BOTH
 
-    id: int = 0
+    id: int = field(default=0, metadata=wire_field(1, Kind.UINT))
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
@@ -252,10 +262,10 @@ class Error:
     TYPE: ClassVar[MessageType] = MessageType.ERROR
     DIRECTION: ClassVar[Direction] = Direction.BOTH
 
-    code: ErrorCode | int
-    message_type: int | None = None
-    message_id: int | None = None
-    text: str | None = None
+    code: ErrorCode | int = field(metadata=wire_field(1, Kind.CODE))
+    message_type: int | None = field(default=None, metadata=wire_field(2, Kind.UINT))
+    message_id: int | None = field(default=None, metadata=wire_field(3, Kind.UINT))
+    text: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
 
     def __post_init__(self) -> None:
         _coerce_code(self, "code", ErrorCode)
@@ -280,10 +290,10 @@ class SendMessage:
     TYPE: ClassVar[MessageType] = MessageType.SEND_MESSAGE
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    id: int
-    to: ContactRef
-    content: Content
-    want_report: bool = True
+    id: int = field(metadata=wire_field(1, Kind.UINT))
+    to: ContactRef = field(metadata=wire_field(2, Kind.CONTACT_REF))
+    content: Content = field(metadata=wire_field(CONTENT_KEYS[0], Kind.CONTENT))
+    want_report: bool = field(default=True, metadata=wire_field(7, Kind.BOOL))
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
@@ -303,11 +313,13 @@ class IncomingMessage:
     TYPE: ClassVar[MessageType] = MessageType.INCOMING_MESSAGE
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    id: int
-    sender: ContactRef
-    timestamp: int
-    content: Content
-    signature: SignatureStatus = SignatureStatus.NONE
+    id: int = field(metadata=wire_field(1, Kind.UINT))
+    sender: ContactRef = field(metadata=wire_field(2, Kind.CONTACT_REF))
+    timestamp: int = field(metadata=wire_field(7, Kind.UINT))
+    content: Content = field(metadata=wire_field(CONTENT_KEYS[0], Kind.CONTENT))
+    signature: SignatureStatus = field(
+        default=SignatureStatus.NONE, metadata=wire_field(8, Kind.ENUM, SignatureStatus)
+    )
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
@@ -328,10 +340,10 @@ class DeliveryReport:
     TYPE: ClassVar[MessageType] = MessageType.DELIVERY_REPORT
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    id: int
-    status: DeliveryStatus
-    reason: FailureReason | int | None = None
-    text: str | None = None
+    id: int = field(metadata=wire_field(1, Kind.UINT))
+    status: DeliveryStatus = field(metadata=wire_field(2, Kind.ENUM, DeliveryStatus))
+    reason: FailureReason | int | None = field(default=None, metadata=wire_field(3, Kind.CODE))
+    text: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
@@ -356,10 +368,10 @@ class SetPresence:
     TYPE: ClassVar[MessageType] = MessageType.SET_PRESENCE
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    open: bool | None = None
-    show: Show | None = None
-    note: str | None = None
-    note_language: str | None = None
+    open: bool | None = field(default=None, metadata=wire_field(1, Kind.BOOL))
+    show: Show | None = field(default=None, metadata=wire_field(2, Kind.ENUM, Show))
+    note: str | None = field(default=None, metadata=wire_field(3, Kind.TEXT))
+    note_language: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
 
     def __post_init__(self) -> None:
         if self.open is None and self.show is None and self.note is None:
@@ -383,12 +395,14 @@ class PresenceNotification:
     TYPE: ClassVar[MessageType] = MessageType.PRESENCE_NOTIFICATION
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    contact: ContactRef
-    open: bool
-    show: Show = Show.AVAILABLE
-    note: str | None = None
-    note_language: str | None = None
-    signature: SignatureStatus = SignatureStatus.NONE
+    contact: ContactRef = field(metadata=wire_field(1, Kind.CONTACT_REF))
+    open: bool = field(metadata=wire_field(2, Kind.BOOL))
+    show: Show = field(default=Show.AVAILABLE, metadata=wire_field(3, Kind.ENUM, Show))
+    note: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
+    note_language: str | None = field(default=None, metadata=wire_field(5, Kind.TEXT))
+    signature: SignatureStatus = field(
+        default=SignatureStatus.NONE, metadata=wire_field(6, Kind.ENUM, SignatureStatus)
+    )
 
     def __post_init__(self) -> None:
         _check_contact_ref("contact", self.contact)
@@ -414,8 +428,8 @@ class SubscriptionCommand:
     TYPE: ClassVar[MessageType] = MessageType.SUBSCRIPTION_COMMAND
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    action: SubscriptionAction
-    contact: ContactRef
+    action: SubscriptionAction = field(metadata=wire_field(1, Kind.ENUM, SubscriptionAction))
+    contact: ContactRef = field(metadata=wire_field(2, Kind.CONTACT_REF))
 
     def __post_init__(self) -> None:
         _coerce_enum(self, "action", SubscriptionAction)
@@ -429,8 +443,8 @@ class SubscriptionRequest:
     TYPE: ClassVar[MessageType] = MessageType.SUBSCRIPTION_REQUEST
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    sender: ContactRef
-    note: str | None = None
+    sender: ContactRef = field(metadata=wire_field(1, Kind.CONTACT_REF))
+    note: str | None = field(default=None, metadata=wire_field(2, Kind.TEXT))
 
     def __post_init__(self) -> None:
         _check_contact_ref("sender", self.sender)
@@ -445,7 +459,7 @@ class ContactListRequest:
     TYPE: ClassVar[MessageType] = MessageType.CONTACT_LIST_REQUEST
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    known_version: int | None = None
+    known_version: int | None = field(default=None, metadata=wire_field(1, Kind.UINT))
 
     def __post_init__(self) -> None:
         if self.known_version is not None:
@@ -456,12 +470,15 @@ class ContactListRequest:
 class Contact:
     """One alias binding and what the gateway knows of the contact behind it."""
 
-    alias: int
-    address: str
-    subscription: SubscriptionState = SubscriptionState.NONE
-    name: str | None = None
-    pending_out: bool = False  # the device asked to subscribe; the contact has not answered
-    blocked: bool = False
+    alias: int = field(metadata=wire_field(1, Kind.UINT))
+    address: str = field(metadata=wire_field(2, Kind.TEXT))
+    subscription: SubscriptionState = field(
+        default=SubscriptionState.NONE, metadata=wire_field(3, Kind.ENUM, SubscriptionState)
+    )
+    name: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
+    # The device asked to subscribe; the contact has not answered.
+    pending_out: bool = field(default=False, metadata=wire_field(5, Kind.BOOL))
+    blocked: bool = field(default=False, metadata=wire_field(6, Kind.BOOL))
 
     def __post_init__(self) -> None:
         _check_uint("alias", self.alias, MAX_ALIAS)
@@ -486,9 +503,9 @@ class ContactList:
     TYPE: ClassVar[MessageType] = MessageType.CONTACT_LIST
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    version: int
-    contacts: tuple[Contact, ...] = ()
-    complete: bool = False
+    version: int = field(metadata=wire_field(1, Kind.UINT))
+    contacts: tuple[Contact, ...] = field(default=(), metadata=wire_field(2, Kind.CONTACTS))
+    complete: bool = field(default=False, metadata=wire_field(3, Kind.BOOL))
 
     def __post_init__(self) -> None:
         _check_uint("version", self.version)
@@ -509,7 +526,7 @@ class Sleep:
     TYPE: ClassVar[MessageType] = MessageType.SLEEP
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    duration: int
+    duration: int = field(metadata=wire_field(1, Kind.UINT))
 
     def __post_init__(self) -> None:
         _check_uint("duration", self.duration, MAX_SLEEP_SECONDS)
@@ -528,7 +545,7 @@ class Wake:
     TYPE: ClassVar[MessageType] = MessageType.WAKE
     DIRECTION: ClassVar[Direction] = Direction.DEVICE_TO_GATEWAY
 
-    presence_snapshot: bool = False
+    presence_snapshot: bool = field(default=False, metadata=wire_field(1, Kind.BOOL))
 
     def __post_init__(self) -> None:
         _check_bool("presence_snapshot", self.presence_snapshot)
@@ -545,11 +562,11 @@ class MissedSummary:
     TYPE: ClassVar[MessageType] = MessageType.MISSED_SUMMARY
     DIRECTION: ClassVar[Direction] = Direction.GATEWAY_TO_DEVICE
 
-    messages: int = 0
-    delivery_reports: int = 0
-    presence_notifications: int = 0
-    subscription_requests: int = 0
-    expired: int = 0
+    messages: int = field(default=0, metadata=wire_field(1, Kind.UINT))
+    delivery_reports: int = field(default=0, metadata=wire_field(2, Kind.UINT))
+    presence_notifications: int = field(default=0, metadata=wire_field(3, Kind.UINT))
+    subscription_requests: int = field(default=0, metadata=wire_field(4, Kind.UINT))
+    expired: int = field(default=0, metadata=wire_field(5, Kind.UINT))
 
     def __post_init__(self) -> None:
         for name in (
@@ -581,3 +598,6 @@ Message = (
     | MissedSummary
 )
 """Every in-session message of protocol version 1."""
+
+MESSAGE_CLASSES: tuple[type[Message], ...] = get_args(Message)
+"""The classes of :data:`Message`, for ``isinstance`` and for walking every type."""

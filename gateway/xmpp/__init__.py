@@ -1,10 +1,11 @@
-"""XMPP upstream (RFC 6120/6121): sans-IO stream parser, serializer, SASL and client, plus the trio
-connection manager that keeps one session per device account up toward its domain server.
+"""XMPP upstream (RFC 6120/6121), the sans-IO core: stream parser, serializer, SASL and client.
 
 Layers: :mod:`.parser` / :mod:`.serializer` (XML stream), :mod:`.sasl`, :mod:`.errors`,
-:mod:`.client` (the sans-IO state machine, with :mod:`.stream_management`, :mod:`.stanzas`,
-:mod:`.jid`, :mod:`.events`), then the I/O edge: :mod:`.resolver` (SRV), :mod:`.tls`,
-:mod:`.connection` (one socket) and :mod:`.manager` (many sessions, reconnection).
+:mod:`.client` (the sans-IO client facade over :mod:`.client_state`, :mod:`.negotiation`,
+:mod:`.dispatch` and :mod:`.timers`, with :mod:`.stream_management`, :mod:`.stanzas`,
+:mod:`.jid`, :mod:`.events`). The I/O edge (server selection, TLS, the trio connection and the
+manager that keeps one session per device account up) is the subpackage :mod:`gateway.xmpp.net`;
+nothing here imports it, so importing this package loads neither trio nor ssl.
 """
 
 from __future__ import annotations
@@ -17,58 +18,54 @@ from gateway.xmpp.client import (
     ClientStatistics,
     ConnectionLostError,
     EncryptionRequiredError,
+    FeaturesMissingError,
+    RestorableState,
     XmppClient,
-)
-from gateway.xmpp.connection import (
-    CountingStream,
-    TlsHandshakeError,
-    UpstreamConnection,
-    UpstreamUnreachableError,
-    connect_tcp,
 )
 from gateway.xmpp.errors import (
     AuthenticationFailed,
-    LocalProtocolError,
+    LocalXmppError,
     PeerStreamError,
-    RemoteProtocolError,
+    RemoteXmppError,
     SaslCondition,
     StanzaError,
     StanzaErrorCondition,
     StanzaErrorType,
+    StanzaTooLargeError,
     StreamCondition,
     StreamError,
     XmppError,
 )
+from gateway.xmpp.events import StanzaDropReason
 from gateway.xmpp.jid import Jid, JidError
-from gateway.xmpp.manager import (
-    UpstreamManager,
-    UpstreamSession,
-    UpstreamSettings,
-    backoff_delay,
-    open_upstream_manager,
-)
 from gateway.xmpp.parser import (
     DEFAULT_MAX_STANZA_SIZE,
+    ParserStatistics,
     StanzaReceived,
     StreamClosed,
     StreamOpened,
     XmlStreamParser,
 )
-from gateway.xmpp.resolver import ServerAddress, ServerResolver, SrvRecord, order_srv_records
-from gateway.xmpp.sasl import ScramClient, plain_initial_response, select_mechanism
+from gateway.xmpp.sasl import (
+    SaltedPasswordCache,
+    ScramClient,
+    ScramCredential,
+    StaleScramCredential,
+    plain_initial_response,
+    select_mechanism,
+)
 from gateway.xmpp.serializer import STREAM_CLOSE, serialize, stream_header
 from gateway.xmpp.stanzas import (
-    Message,
-    MessageType,
-    Presence,
+    MessageStanza,
+    MessageStanzaType,
     PresenceShow,
+    PresenceStanza,
     RosterItem,
     RosterSubscription,
     StanzaParseError,
     SubscriptionKind,
 )
 from gateway.xmpp.stream_management import ResumptionToken
-from gateway.xmpp.tls import TrustStore, create_client_context
 
 __all__ = [
     "DEFAULT_MAX_STANZA_SIZE",
@@ -79,51 +76,43 @@ __all__ = [
     "ClientState",
     "ClientStatistics",
     "ConnectionLostError",
-    "CountingStream",
     "EncryptionRequiredError",
+    "FeaturesMissingError",
     "Jid",
     "JidError",
-    "LocalProtocolError",
-    "Message",
-    "MessageType",
+    "LocalXmppError",
+    "MessageStanza",
+    "MessageStanzaType",
+    "ParserStatistics",
     "PeerStreamError",
-    "Presence",
     "PresenceShow",
-    "RemoteProtocolError",
+    "PresenceStanza",
+    "RemoteXmppError",
+    "RestorableState",
     "ResumptionToken",
     "RosterItem",
     "RosterSubscription",
+    "SaltedPasswordCache",
     "SaslCondition",
     "ScramClient",
-    "ServerAddress",
-    "ServerResolver",
-    "SrvRecord",
+    "ScramCredential",
+    "StaleScramCredential",
+    "StanzaDropReason",
     "StanzaError",
     "StanzaErrorCondition",
     "StanzaErrorType",
     "StanzaParseError",
     "StanzaReceived",
+    "StanzaTooLargeError",
     "StreamClosed",
     "StreamCondition",
     "StreamError",
     "StreamOpened",
     "SubscriptionKind",
-    "TlsHandshakeError",
-    "TrustStore",
-    "UpstreamConnection",
-    "UpstreamManager",
-    "UpstreamSession",
-    "UpstreamSettings",
-    "UpstreamUnreachableError",
     "XmlStreamParser",
     "XmppClient",
     "XmppError",
-    "backoff_delay",
-    "connect_tcp",
-    "create_client_context",
     "events",
-    "open_upstream_manager",
-    "order_srv_records",
     "plain_initial_response",
     "select_mechanism",
     "serialize",

@@ -2,9 +2,9 @@
 
 Theory of operation.  Every failure in gateway/xmpp raises a subclass of :class:`XmppError`:
 
-* :class:`LocalProtocolError`: *we* misused the API (a method called in the wrong state, an element
+* :class:`LocalXmppError`: *we* misused the API (a method called in the wrong state, an element
   that cannot be serialized).  Nothing is sent to the peer; it is a bug on our side.
-* :class:`RemoteProtocolError`: the *peer* broke the protocol.  Its subclasses say what to do next:
+* :class:`RemoteXmppError`: the *peer* broke the protocol.  Its subclasses say what to do next:
 
   * :class:`StreamError` (RFC 6120 §4.9): the peer sent something that forces us to close the
     stream; ``condition`` is the defined condition (RFC 6120 §4.9.3) we send back in
@@ -36,13 +36,14 @@ __all__ = [
     "STREAM_NS",
     "XML_LANG",
     "AuthenticationFailed",
-    "LocalProtocolError",
+    "LocalXmppError",
     "PeerStreamError",
-    "RemoteProtocolError",
+    "RemoteXmppError",
     "SaslCondition",
     "StanzaError",
     "StanzaErrorCondition",
     "StanzaErrorType",
+    "StanzaTooLargeError",
     "StreamCondition",
     "StreamError",
     "XmppError",
@@ -148,15 +149,28 @@ class XmppError(Exception):
     """Root of every error raised by gateway/xmpp."""
 
 
-class LocalProtocolError(XmppError):
+class LocalXmppError(XmppError):
     """We misused the API (wrong state, unserializable element): a bug here, not the peer's."""
 
 
-class RemoteProtocolError(XmppError):
+class StanzaTooLargeError(LocalXmppError):
+    """A stanza we were asked to send is larger than the server accepts; it was not sent.
+
+    ``size`` is its serialized length in bytes, ``limit`` the bound it broke (our configured
+    ``max_outbound_stanza_size`` or the server's advertised XEP-0478 ``max-bytes``).
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"stanza of {size} bytes exceeds the server's limit of {limit} bytes")
+
+
+class RemoteXmppError(XmppError):
     """The peer broke the protocol."""
 
 
-class StreamError(RemoteProtocolError):
+class StreamError(RemoteXmppError):
     """The peer's input forces us to close the stream with ``<stream:error/>`` (RFC 6120 §4.9).
 
     ``condition`` is the defined condition to send (RFC 6120 §4.9.3); ``text`` is a human-readable
@@ -179,7 +193,7 @@ class StreamError(RemoteProtocolError):
         return error
 
 
-class PeerStreamError(RemoteProtocolError):
+class PeerStreamError(RemoteXmppError):
     """The peer sent ``<stream:error/>`` and is closing the stream (RFC 6120 §4.9.1.1).
 
     Do not answer with a stream error.  ``see_other_host`` is the alternate host of a
@@ -229,7 +243,7 @@ class PeerStreamError(RemoteProtocolError):
         )
 
 
-class AuthenticationFailed(RemoteProtocolError):  # noqa: N818 - the contract's name
+class AuthenticationFailed(RemoteXmppError):  # noqa: N818 - names the outcome, as SASL does
     """SASL authentication failed (RFC 6120 §6.4.5) or the server failed to authenticate itself.
 
     ``condition`` is the server's RFC 6120 §6.5 condition when it sent ``<failure/>``, or ``None``
@@ -267,7 +281,7 @@ def _member(enumeration: type[_Condition], value: str) -> _Condition:
     try:
         return enumeration(value)
     except ValueError as exc:
-        raise LocalProtocolError(f"{value!r} is not a {enumeration.__name__}") from exc
+        raise LocalXmppError(f"{value!r} is not a {enumeration.__name__}") from exc
 
 
 def _sasl_condition(value: str) -> SaslCondition:

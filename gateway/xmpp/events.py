@@ -8,11 +8,12 @@ these.  Stanza elements carried here (``extensions``, ``unacknowledged``) are th
 from __future__ import annotations
 
 import dataclasses
+import enum
 import xml.etree.ElementTree as ET
 
 from gateway.xmpp.errors import StanzaError, XmppError
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.stanzas import Message, Presence, RosterItem, SubscriptionKind
+from gateway.xmpp.stanzas import MessageStanza, PresenceStanza, RosterItem, SubscriptionKind
 
 __all__ = [
     "Authenticated",
@@ -22,6 +23,7 @@ __all__ = [
     "IqFailed",
     "IqResultReceived",
     "IqTimedOut",
+    "KeyDerivationRequested",
     "MessageFailed",
     "MessageReceived",
     "PingAnswered",
@@ -32,13 +34,38 @@ __all__ = [
     "RosterPushed",
     "RosterReceived",
     "SessionEstablished",
-    "SessionEvent",
     "SessionResumed",
+    "StanzaDropReason",
+    "StanzaDropped",
     "StanzasAcknowledged",
     "StreamEnded",
     "SubscriptionReceived",
     "TlsRequested",
+    "UpstreamSessionEvent",
 ]
+
+
+class StanzaDropReason(enum.StrEnum):
+    """Why a stanza was dropped: in :class:`StanzaDropped` and the client's ``dropped`` counters.
+
+    A ``StrEnum``, so each member equals (and hashes as) its wire-style string.
+    """
+
+    # Outbound: a stanza we were asked to send (StanzaDropped.reason).
+    TOO_LARGE = "too-large"  # over the server's advertised limit (XEP-0478), learnt once queued
+    POLICY_VIOLATION = "policy-violation"  # in flight when the server ended the stream for policy
+    REFUSED = "refused"  # refused by the upstream adapter before it reached the client
+    # Inbound: a received stanza dropped and counted, the stream going on (STYLE rule 8).
+    MALFORMED_MESSAGE = "malformed-message"
+    MALFORMED_PRESENCE = "malformed-presence"
+    MALFORMED_IQ = "malformed-iq"
+    RECEIPT_WITHOUT_ID = "receipt-without-id"  # XEP-0184 <received/> without an id
+    SUBSCRIPTION_WITHOUT_FROM = "subscription-without-from"
+    PRESENCE_TYPE = "presence-type"  # probes and unknown types (RFC 6121 §4.3)
+    IQ_WITHOUT_ID = "iq-without-id"
+    ROSTER_PUSH_NOT_FROM_SERVER = "roster-push-not-from-server"  # RFC 6121 §2.1.6
+    UNEXPECTED_IQ_ANSWER = "unexpected-iq-answer"  # no request of ours has that id
+    IQ_ANSWER_FROM_ELSEWHERE = "iq-answer-from-elsewhere"  # RFC 6120 §8.1.2.1: spoofing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +123,7 @@ class StanzasAcknowledged:
 class MessageReceived:
     """A message arrived; ``sequence`` is its XEP-0198 inbound number (0 without SM)."""
 
-    message: Message
+    message: MessageStanza
     sequence: int = 0
 
 
@@ -122,7 +149,7 @@ class ReceiptReceived:
 class PresenceReceived:
     """Someone's availability changed (RFC 6121 §4.4)."""
 
-    presence: Presence
+    presence: PresenceStanza
     sequence: int = 0
 
 
@@ -193,6 +220,34 @@ class PingAnswered:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeyDerivationRequested:
+    """SCRAM needs its salted password (RFC 5802 Hi()) and no cached one fits.
+
+    Run ``client.pending_key_derivation().derive()`` (a worker thread keeps the event loop free),
+    then call ``client.key_derived(key, now)``.  The event carries no secret.
+    """
+
+    iterations: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StanzaDropped:
+    """A stanza we were asked to send will never be sent: a delivery failure for its ``id``.
+
+    ``reason`` is :attr:`StanzaDropReason.TOO_LARGE` (over the server's advertised limit,
+    XEP-0478, learnt after it was queued), :attr:`StanzaDropReason.POLICY_VIOLATION` (the server
+    closed the stream with ``<policy-violation/>`` while it was in flight, and it is the likely
+    cause, so it is not resent on the next session, where it would end that one too) or
+    :attr:`StanzaDropReason.REFUSED` (an upstream adapter refused it before sending).
+    """
+
+    id: str | None
+    reason: StanzaDropReason
+    size: int
+    stanza: ET.Element
+
+
+@dataclasses.dataclass(frozen=True)
 class StreamEnded:
     """The stream is over: closed cleanly (``error`` None) or failed with ``error``.
 
@@ -204,6 +259,8 @@ class StreamEnded:
 
 Event = (
     TlsRequested
+    | KeyDerivationRequested
+    | StanzaDropped
     | Authenticated
     | SessionEstablished
     | SessionResumed
@@ -245,4 +302,4 @@ class ConnectionClosed:
     reconnect_delay: float | None
 
 
-SessionEvent = Event | ConnectionOpened | ConnectionClosed
+UpstreamSessionEvent = Event | ConnectionOpened | ConnectionClosed

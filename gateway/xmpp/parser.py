@@ -24,6 +24,14 @@ It is built on expat (``xml.parsers.expat``) in namespace mode, and is hardened 
   slice, so at most ``max_stanza_size + FEED_SLICE`` bytes of one unit are ever held, however large
   the chunk given to :meth:`~XmlStreamParser.feed`.  Element depth, attribute count and attribute
   length are capped too.  Exceeding a cap is ``<policy-violation/>`` (the RFC's example, §4.9.3.14).
+* Work per byte: expat re-scans an incomplete token (a start tag, say) from its beginning on every
+  ``Parse`` call, and expat before 2.6 cannot defer that, so a peer that sends one long start tag a
+  byte per TLS record would cost quadratic CPU.  The parser therefore never hands expat an
+  incomplete tag: a small lexer (:meth:`XmlStreamParser._scan_held`, C-speed ``find`` over the new
+  bytes only) tracks whether the bytes received end inside ``<...>`` (quotes and CDATA sections
+  included), hands expat everything before the tag that is still open, and holds that tag (within
+  the size cap) until its ``>`` arrives.  Each byte is then scanned a bounded number of times,
+  whatever the peer's feed sizes; :meth:`~XmlStreamParser.statistics` counts the bytes and calls.
 * Namespaces (RFC 6120 §4.8): the root must be ``stream`` in the stream namespace, with a prefix
   (§4.8.5 point 2); the default (content) namespace, if declared, must be one of
   ``content_namespaces``; a first-level element without a namespace is ``<invalid-namespace/>``;
@@ -35,7 +43,7 @@ It is built on expat (``xml.parsers.expat``) in namespace mode, and is hardened 
 :meth:`XmlStreamParser.feed` is total: it returns events or raises :class:`StreamError`, whose
 ``condition`` is the stream error to send before closing; expat's own errors are mapped (RFC 6120
 §11.3: ill-formed XML is ``<not-well-formed/>``).  After a StreamError the parser refuses further
-input (a :class:`LocalProtocolError`) until :meth:`~XmlStreamParser.reset`.
+input (a :class:`LocalXmppError`) until :meth:`~XmlStreamParser.reset`.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import enum
+import re
 import xml.etree.ElementTree as ET
 from typing import Final, TypeAlias
 from xml.parsers import expat
@@ -50,7 +59,7 @@ from xml.parsers import expat
 from gateway.xmpp.errors import (
     STREAM_NS,
     XML_LANG,
-    LocalProtocolError,
+    LocalXmppError,
     StreamCondition,
     StreamError,
 )
@@ -62,6 +71,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_STANZA_SIZE",
     "FEED_SLICE",
+    "ParserStatistics",
     "StanzaReceived",
     "StreamClosed",
     "StreamEvent",
@@ -152,6 +162,29 @@ class StreamClosed:
 StreamEvent: TypeAlias = StreamOpened | StanzaReceived | StreamClosed
 
 
+@dataclasses.dataclass(frozen=True)
+class ParserStatistics:
+    """Work done since the last reset: bytes handed to expat, ``Parse`` calls, bytes held back."""
+
+    bytes_parsed: int
+    parse_calls: int
+    held: int
+
+
+class _Lex(enum.Enum):
+    """Where the bytes received so far end, lexically (enough to know whether a tag is open)."""
+
+    TEXT = enum.auto()  # character data: expat may have it at once
+    TAG = enum.auto()  # after '<', before its '>'
+    QUOTE = enum.auto()  # inside a quoted attribute value of a tag
+    CDATA = enum.auto()  # inside <![CDATA[ ... ]]>
+
+
+_CDATA_OPEN: Final = b"<![CDATA["
+_CDATA_CLOSE: Final = b"]]>"
+_TAG_SPECIAL: Final = re.compile(rb"['\">]")
+
+
 class _State(enum.Enum):
     """Where the parser is in the peer's document."""
 
@@ -217,9 +250,9 @@ class XmlStreamParser:
             ("max_attribute_length", max_attribute_length),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LocalProtocolError(f"{name} must be a positive int, not {value!r}")
+                raise LocalXmppError(f"{name} must be a positive int, not {value!r}")
         if STREAM_NS in content_namespaces:
-            raise LocalProtocolError("the content namespace must differ from the stream namespace")
+            raise LocalXmppError("the content namespace must differ from the stream namespace")
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.max_attributes = max_attributes
@@ -246,11 +279,21 @@ class XmlStreamParser:
         self._content_namespace: str | None = None
         self._bytes_fed = 0  # bytes handed to this expat parser
         self._unit_start = 0  # expat byte index where the unit now being parsed began
+        self._parse_calls = 0
+        self._held = bytearray()  # received, not yet handed to expat: an incomplete tag
+        self._scanned = 0  # how far into _held the lexer has looked
+        self._lex = _Lex.TEXT
+        self._quote = 0  # the quote byte that opened the attribute value (in _Lex.QUOTE)
+        self._token_start = 0  # in _held, the '<' of the open tag or CDATA section
 
     @property
     def buffered_size(self) -> int:
         """Bytes of the unit being parsed (stanza or incomplete tag) that the parser may hold."""
-        return self._bytes_fed - self._unit_start
+        return self._bytes_fed - self._unit_start + len(self._held)
+
+    def statistics(self) -> ParserStatistics:
+        """A snapshot of the work counters (see the module docstring, "work per byte")."""
+        return ParserStatistics(self._bytes_fed, self._parse_calls, len(self._held))
 
     @property
     def closed(self) -> bool:
@@ -261,12 +304,12 @@ class XmlStreamParser:
         """Parse the next bytes from the peer; return the events they complete, in order.
 
         Raises :class:`StreamError` (the peer's fault; send ``error.to_element()`` and close) and
-        nothing else for any input; :class:`LocalProtocolError` if called after a failure.
+        nothing else for any input; :class:`LocalXmppError` if called after a failure.
         """
         if self._state is _State.FAILED:
-            raise LocalProtocolError("the stream already failed; reset() before feeding more")
+            raise LocalXmppError("the stream already failed; reset() before feeding more")
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise LocalProtocolError(f"feed() takes bytes, not {type(data).__name__}")
+            raise LocalXmppError(f"feed() takes bytes, not {type(data).__name__}")
         data = bytes(data)
         self._events = []
         try:
@@ -300,8 +343,16 @@ class XmlStreamParser:
 
     def _feed_slice(self, piece: bytes) -> None:
         self._utf8.decode(piece, False)  # RFC 6120 §11.6: UTF-8 only, checked before parsing
-        self._bytes_fed += len(piece)
-        self._expat.Parse(piece, False)
+        self._held += piece
+        ready = self._scan_held()
+        if ready:
+            complete = bytes(self._held[:ready])
+            del self._held[:ready]
+            self._scanned -= ready
+            self._token_start -= ready
+            self._bytes_fed += len(complete)
+            self._parse_calls += 1
+            self._expat.Parse(complete, False)
         if self.buffered_size > self.max_stanza_size:
             what = "stanza" if self._state is _State.IN_STANZA else "unit of XML"
             raise StreamError(
@@ -309,13 +360,75 @@ class XmlStreamParser:
                 f"{what} larger than {self.max_stanza_size} bytes",
             )
 
+    def _scan_held(self) -> int:
+        """Advance the lexer over the new bytes of ``_held``; return how many may go to expat.
+
+        Everything before an open tag (or CDATA section) is complete markup or text; the open
+        tag itself waits for its '>'.
+        """
+        held = self._held
+        position = self._scanned
+        end = len(held)
+        while position < end:
+            if self._lex is _Lex.TEXT:
+                found = held.find(b"<", position)
+                if found < 0:
+                    position = end
+                    break
+                self._lex = _Lex.TAG
+                self._token_start = found
+                position = found + 1
+            elif self._lex is _Lex.TAG:
+                opening = bytes(held[self._token_start : self._token_start + len(_CDATA_OPEN)])
+                if opening == _CDATA_OPEN:
+                    self._lex = _Lex.CDATA
+                    position = max(position, self._token_start + len(_CDATA_OPEN))
+                    continue
+                if _CDATA_OPEN.startswith(opening) and len(opening) < len(_CDATA_OPEN):
+                    position = end  # perhaps a CDATA opener: wait for more bytes
+                    break
+                if opening.startswith(b"<!"):
+                    # RFC 6120 §11.1: a DOCTYPE, comment or declaration; refused as it starts
+                    # (not when it ends, which a slow peer could put off at our expense).
+                    raise StreamError(
+                        StreamCondition.RESTRICTED_XML, "comment or markup declaration"
+                    )
+                match = _TAG_SPECIAL.search(held, position)
+                if match is None:
+                    position = end
+                    break
+                position = match.end()
+                if held[match.start()] == ord(">"):
+                    self._lex = _Lex.TEXT
+                else:
+                    self._lex = _Lex.QUOTE
+                    self._quote = held[match.start()]
+            elif self._lex is _Lex.QUOTE:
+                found = held.find(bytes((self._quote,)), position)
+                if found < 0:
+                    position = end
+                    break
+                self._lex = _Lex.TAG
+                position = found + 1
+            else:  # _Lex.CDATA
+                start = max(position - len(_CDATA_CLOSE) + 1, self._token_start + len(_CDATA_OPEN))
+                found = held.find(_CDATA_CLOSE, start)
+                if found < 0:
+                    position = end
+                    break
+                self._lex = _Lex.TEXT
+                position = found + len(_CDATA_CLOSE)
+        self._scanned = position
+        return len(held) if self._lex is _Lex.TEXT else self._token_start
+
     def _new_expat(self) -> expat.XMLParserType:
         parser = expat.ParserCreate("UTF-8", _SEPARATOR)
         parser.namespace_prefixes = True
         parser.ordered_attributes = True
         parser.buffer_text = False
         # expat >= 2.6 may defer re-parsing a large token until more data arrives, which would
-        # hold back a complete stanza; XMPP needs each stanza as soon as its end tag is in.
+        # hold back a complete stanza; XMPP needs each stanza as soon as its end tag is in.  The
+        # quadratic re-scan deferral avoids cannot happen here: expat never gets an open tag.
         set_deferral = getattr(parser, "SetReparseDeferralEnabled", None)
         if set_deferral is not None:
             set_deferral(False)

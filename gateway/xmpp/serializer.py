@@ -17,7 +17,7 @@ Text and attribute values are escaped (``&``, ``<``, ``>`` and, in attributes, q
 and LF as character references so that attribute-value normalisation, XML 1.0 §3.3.3, gives back
 the same value; CR in text likewise survives end-of-line handling, XML 1.0 §2.11).  Characters
 XML 1.0 cannot carry (NUL, most C0 controls, lone surrogates, U+FFFE/U+FFFF) and names that are
-not XML names make :func:`serialize` raise :class:`LocalProtocolError`: that is our bug, never
+not XML names make :func:`serialize` raise :class:`LocalXmppError`: that is our bug, never
 something to put on the wire.  Comments and processing instructions are refused too (RFC 6120
 §11.1).  Output is UTF-8 without a byte order mark (§11.6).
 """
@@ -28,7 +28,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Final
 
-from gateway.xmpp.errors import STREAM_NS, LocalProtocolError
+from gateway.xmpp.errors import STREAM_NS, LocalXmppError
 
 __all__ = ["STREAM_CLOSE", "XML_DECLARATION", "serialize", "stream_header"]
 
@@ -67,15 +67,15 @@ def serialize(element: ET.Element, *, stream_namespace: str = "jabber:client") -
     """One first-level element as UTF-8 bytes, for a stream whose default namespace is
     ``stream_namespace`` (the content namespace our :func:`stream_header` declared).
 
-    Raises :class:`LocalProtocolError` for elements XML cannot carry.
+    Raises :class:`LocalXmppError` for elements XML cannot carry.
     """
     if not isinstance(element, ET.Element):
-        raise LocalProtocolError(f"serialize() takes an Element, not {type(element).__name__}")
+        raise LocalXmppError(f"serialize() takes an Element, not {type(element).__name__}")
     parts: list[str] = []
     try:
         _write(element, parts, stream_namespace or None, {_XML_NS: "xml", STREAM_NS: "stream"})
     except RecursionError as exc:
-        raise LocalProtocolError("element nested too deeply to serialize") from exc
+        raise LocalXmppError("element nested too deeply to serialize") from exc
     return "".join(parts).encode("utf-8")
 
 
@@ -95,7 +95,7 @@ def stream_header(
     ``version='1.0'`` announces RFC 6120 support (§4.7.5); ``lang`` is the default ``xml:lang``.
     """
     if namespace == STREAM_NS:
-        raise LocalProtocolError("the content namespace must differ from the stream namespace")
+        raise LocalXmppError("the content namespace must differ from the stream namespace")
     attributes: list[tuple[str, str]] = [
         ("xmlns", namespace),
         ("xmlns:stream", STREAM_NS),
@@ -123,7 +123,7 @@ def _write(
     tag = element.tag
     if not isinstance(tag, str):
         # ET.Comment and ET.ProcessingInstruction use factory functions as tags.
-        raise LocalProtocolError("comments and processing instructions are not allowed (§11.1)")
+        raise LocalXmppError("comments and processing instructions are not allowed (§11.1)")
     namespace, local = _split(tag)
     declarations: list[tuple[str, str]] = []
     if namespace == default_namespace:
@@ -142,14 +142,14 @@ def _write(
     scope = prefixes
     for key, value in element.attrib.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise LocalProtocolError(f"attribute {key!r} is not a string pair")
+            raise LocalXmppError(f"attribute {key!r} is not a string pair")
         attribute_namespace, attribute_local = _split(key)
         if attribute_namespace == _XMLNS_NS or (attribute_namespace, attribute_local) == (
             None,
             "xmlns",
         ):
             # Namespace declarations are generated from the Clark names, never copied.
-            raise LocalProtocolError("set namespaces with Clark names, not xmlns attributes")
+            raise LocalXmppError("set namespaces with Clark names, not xmlns attributes")
         if attribute_namespace is None:
             attributes.append((attribute_local, value))
             continue
@@ -188,29 +188,29 @@ def _split(name: str) -> tuple[str | None, str]:
     if name.startswith("{"):
         namespace, closed, local = name[1:].partition("}")
         if not closed or "{" in namespace or "}" in local:
-            raise LocalProtocolError(f"malformed Clark name {name!r}")
+            raise LocalXmppError(f"malformed Clark name {name!r}")
         _check_characters(namespace)
         namespace = namespace or None
     if _NCNAME.fullmatch(local) is None:
-        raise LocalProtocolError(f"{local!r} is not an XML name")
+        raise LocalXmppError(f"{local!r} is not an XML name")
     return namespace, local
 
 
 def _check_characters(value: str) -> None:
     match = _INVALID_CHAR.search(value)
     if match is not None:
-        raise LocalProtocolError(f"character U+{ord(match.group()):04X} cannot appear in XML")
+        raise LocalXmppError(f"character U+{ord(match.group()):04X} cannot appear in XML")
 
 
 def _text(value: str) -> str:
     if not isinstance(value, str):
-        raise LocalProtocolError(f"element text must be str, not {type(value).__name__}")
+        raise LocalXmppError(f"element text must be str, not {type(value).__name__}")
     _check_characters(value)
     return value.translate(_TEXT_ESCAPES)
 
 
 def _attribute(value: str) -> str:
     if not isinstance(value, str):
-        raise LocalProtocolError(f"attribute value must be str, not {type(value).__name__}")
+        raise LocalXmppError(f"attribute value must be str, not {type(value).__name__}")
     _check_characters(value)
     return value.translate(_ATTRIBUTE_ESCAPES)

@@ -2,10 +2,11 @@
 
 Theory of operation.  The client works on :class:`xml.etree.ElementTree.Element` trees in Clark
 notation (the parser's and serializer's currency); this module converts between those trees and
-frozen dataclasses the rest of the gateway can use without knowing XML: :class:`Message`
-(RFC 6121 §5.2: type, thread, subject and bodies with ``xml:lang``), :class:`Presence` (RFC 6121
-§4.7: show, status per language, priority), :class:`RosterItem` (RFC 6121 §2.1.2).  Readers are
-named ``..._untrusted`` and are total: they return a value or raise :class:`StanzaParseError`.
+frozen dataclasses the rest of the gateway can use without knowing XML: :class:`MessageStanza`
+(RFC 6121 §5.2: type, thread, subject and bodies with ``xml:lang``), :class:`PresenceStanza`
+(RFC 6121 §4.7: show, status per language, priority), :class:`RosterItem` (RFC 6121 §2.1.2).
+Readers are named ``..._untrusted`` and are total: they return a value or raise
+:class:`StanzaParseError`.
 Children we do not interpret are kept as ``extensions`` so payloads such as RFC 3923 ``<e2e/>``
 pass through untouched.
 """
@@ -18,20 +19,25 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from gateway.xmpp.errors import XML_LANG, RemoteProtocolError
+from gateway.xmpp.errors import XML_LANG, RemoteXmppError
 from gateway.xmpp.jid import Jid, JidError
 
 __all__ = [
+    "BIND_NS",
     "CLIENT_NS",
     "CSI_NS",
     "DISCO_INFO_NS",
+    "LIMITS_NS",
     "PING_NS",
+    "PREAPPROVAL_NS",
     "RECEIPTS_NS",
     "ROSTER_NS",
-    "Message",
-    "MessageType",
-    "Presence",
+    "SASL_NS",
+    "TLS_NS",
+    "MessageStanza",
+    "MessageStanzaType",
     "PresenceShow",
+    "PresenceStanza",
     "RosterItem",
     "RosterSubscription",
     "StanzaParseError",
@@ -52,16 +58,21 @@ RECEIPTS_NS: Final = "urn:xmpp:receipts"  # XEP-0184 §3
 PING_NS: Final = "urn:xmpp:ping"  # XEP-0199 §3
 DISCO_INFO_NS: Final = "http://jabber.org/protocol/disco#info"  # XEP-0030 §3
 CSI_NS: Final = "urn:xmpp:csi:0"  # XEP-0352 §3
+TLS_NS: Final = "urn:ietf:params:xml:ns:xmpp-tls"  # RFC 6120 §5.4
+SASL_NS: Final = "urn:ietf:params:xml:ns:xmpp-sasl"  # RFC 6120 §6.4
+BIND_NS: Final = "urn:ietf:params:xml:ns:xmpp-bind"  # RFC 6120 §7
+PREAPPROVAL_NS: Final = "urn:xmpp:features:pre-approval"  # RFC 6121 §3.4
+LIMITS_NS: Final = "urn:xmpp:stream-limits:0"  # XEP-0478 stream limits advertisement
 
 # RFC 6121 §4.7.2.3: priority is an integer in -128..127.
 _PRIORITY_RANGE: Final = range(-128, 128)
 
 
-class StanzaParseError(RemoteProtocolError):
+class StanzaParseError(RemoteXmppError):
     """A received stanza is malformed in a way the client cannot act on."""
 
 
-class MessageType(enum.StrEnum):
+class MessageStanzaType(enum.StrEnum):
     """RFC 6121 §5.2.2."""
 
     CHAT = "chat"
@@ -100,7 +111,7 @@ class RosterSubscription(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Message:
+class MessageStanza:
     """A message stanza (RFC 6121 §5).
 
     ``bodies`` and ``subjects`` are ``(language, text)`` pairs; language ``None`` means the
@@ -110,7 +121,7 @@ class Message:
     to: Jid | None
     from_: Jid | None
     id: str | None
-    type: MessageType = MessageType.NORMAL
+    type: MessageStanzaType = MessageStanzaType.NORMAL
     bodies: tuple[tuple[str | None, str], ...] = ()
     subjects: tuple[tuple[str | None, str], ...] = ()
     thread: str | None = None
@@ -131,7 +142,7 @@ class Message:
 
 
 @dataclasses.dataclass(frozen=True)
-class Presence:
+class PresenceStanza:
     """Available or unavailable presence (RFC 6121 §4.7); ``available`` is False for unavailable."""
 
     from_: Jid | None
@@ -186,18 +197,18 @@ def _child_texts(element: ET.Element, local: str) -> tuple[tuple[str | None, str
     return tuple((child.get(XML_LANG), child.text or "") for child in element.findall(_q(local)))
 
 
-def parse_message_untrusted(element: ET.Element) -> Message:
-    """A :class:`Message` from a received ``<message/>``; total (raises StanzaParseError)."""
+def parse_message_untrusted(element: ET.Element) -> MessageStanza:
+    """A :class:`MessageStanza` from a received ``<message/>``; total (raises StanzaParseError)."""
     if element.tag != _q("message"):
         raise StanzaParseError("not a message stanza")
     try:
-        message_type = MessageType(element.get("type", "normal"))
+        message_type = MessageStanzaType(element.get("type", "normal"))
     except ValueError:
         # RFC 6121 §5.2.2: an unknown type is treated as normal.
-        message_type = MessageType.NORMAL
+        message_type = MessageStanzaType.NORMAL
     thread_element = element.find(_q("thread"))
     known = {_q("body"), _q("subject"), _q("thread"), _q("request", RECEIPTS_NS)}
-    return Message(
+    return MessageStanza(
         to=_jid_attribute(element, "to"),
         from_=_jid_attribute(element, "from"),
         id=element.get("id"),
@@ -212,8 +223,8 @@ def parse_message_untrusted(element: ET.Element) -> Message:
     )
 
 
-def parse_presence_untrusted(element: ET.Element) -> Presence:
-    """A :class:`Presence` from a received available/unavailable ``<presence/>``; total."""
+def parse_presence_untrusted(element: ET.Element) -> PresenceStanza:
+    """A :class:`PresenceStanza` from a received available/unavailable ``<presence/>``; total."""
     if element.tag != _q("presence"):
         raise StanzaParseError("not a presence stanza")
     presence_type = element.get("type")
@@ -236,7 +247,7 @@ def parse_presence_untrusted(element: ET.Element) -> Presence:
         if priority not in _PRIORITY_RANGE:
             raise StanzaParseError("<priority/> is outside -128..127")
     known = {_q("show"), _q("status"), _q("priority")}
-    return Presence(
+    return PresenceStanza(
         from_=_jid_attribute(element, "from"),
         to=_jid_attribute(element, "to"),
         available=presence_type is None,
@@ -292,7 +303,7 @@ def build_message(
     *,
     id: str,  # the RFC's attribute name
     body: str | None = None,
-    type: MessageType = MessageType.CHAT,  # the RFC's attribute name
+    type: MessageStanzaType = MessageStanzaType.CHAT,  # the RFC's attribute name
     bodies: Sequence[tuple[str | None, str]] = (),
     subject: str | None = None,
     thread: str | None = None,

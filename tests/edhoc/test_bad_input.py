@@ -21,7 +21,7 @@ from gateway.edhoc import (
     MessageDecodeError,
     Method,
     PeerReportedError,
-    RemoteProtocolError,
+    RemoteEdhocError,
     Responder,
     State,
     UnexpectedMessageError,
@@ -106,7 +106,7 @@ def test_rfc9529_invalid_message_1_is_answered_with_an_error(name: str) -> None:
         credential=fresh("responder_start")._own_credentials,
         credential_lookup=lambda _id: None,
     )
-    with pytest.raises(RemoteProtocolError) as caught:
+    with pytest.raises(RemoteEdhocError) as caught:
         responder.receive_message_1(INVALID_MESSAGE_1[name])
     assert caught.value.error_message is not None
     decode_error_untrusted(caught.value.error_message)

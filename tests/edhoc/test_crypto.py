@@ -11,9 +11,9 @@ from ecdsa.ellipticcurve import PointJacobi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.edhoc import AuthenticationFailedError, CryptoCounter, InvalidPublicKeyError
+from gateway.edhoc import AuthenticationFailedError, InvalidPublicKeyError
 from gateway.edhoc.cbor import Reader, decode_single_untrusted, encode
-from gateway.edhoc.crypto import Crypto, public_key_of
+from gateway.edhoc.crypto import Crypto, CryptoCounter, public_key_of
 from gateway.edhoc.errors import MessageDecodeError
 from gateway.edhoc.suites import Curve, Signature
 from tests.edhoc.helpers import handshake, make_pair

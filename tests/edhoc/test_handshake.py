@@ -16,8 +16,7 @@ from gateway.edhoc import (
     EadItem,
     HandshakeCompleted,
     Initiator,
-    Injection,
-    LocalProtocolError,
+    LocalEdhocError,
     Message1Received,
     Message2Received,
     Message3Received,
@@ -28,6 +27,7 @@ from gateway.edhoc import (
     UnknownCredentialError,
     UnsupportedCriticalEadError,
 )
+from gateway.edhoc._endpoint import Injection
 from tests.edhoc.helpers import credentials_for, handshake, lookup_from, make_pair
 
 CASES = list(itertools.product(Method, CipherSuite, CredentialTransfer))
@@ -196,7 +196,7 @@ def test_retry_without_common_suite_is_local_error() -> None:
     with pytest.raises(CipherSuiteRejectedError) as rejected:
         pair.initiator.receive_message_2(b"\x02\x82\x00\x04")
     assert rejected.value.suites_r == (0, 4)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         pair.initiator.retry(rejected.value)
 
 
@@ -222,7 +222,7 @@ def test_revoked_and_unknown_credentials_are_rejected() -> None:
         responder.receive_message_3(initiator.message_3())
     assert caught.value.error_message == b"\x03\xf5"
     assert responder.state is State.ERROR
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         responder.exporter(0, b"", 16)
 
 
@@ -241,29 +241,29 @@ def test_unknown_credential_by_value_is_error_code_1() -> None:
 
 def test_wrong_state_calls_are_local_errors_and_terminal() -> None:
     pair = make_pair()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         pair.initiator.message_3()
     assert pair.initiator.state is State.ERROR
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         pair.initiator.message_1()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         pair.responder.message_2()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         make_pair().responder.exporter(0, b"", 16)
 
 
 def test_constructor_misuse() -> None:
     device = credentials_for("device", b"\x2b")
     lookup = lookup_from()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         Initiator(method=Method(0), suites=[], c_i=b"", credential=device, credential_lookup=lookup)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         Initiator(
             method=Method(0), suites=[6], c_i=b"", credential=device, credential_lookup=lookup
         )
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         Responder(suites=[2], c_r=b"", credential=device[0].public(), credential_lookup=lookup)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         Initiator(
             method=Method(0),
             suites=[0],
@@ -271,7 +271,7 @@ def test_constructor_misuse() -> None:
             credential=device[2],  # a P-256 key cannot sign with EdDSA
             credential_lookup=lookup,
         )
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalEdhocError):
         device[0].with_private_key(b"\x01" * 32)
 
 

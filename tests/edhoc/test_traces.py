@@ -11,13 +11,13 @@ from gateway.edhoc import (
     Credential,
     CredentialTransfer,
     Initiator,
-    Injection,
     Message1Received,
     Method,
     Responder,
     State,
     key_schedule,
 )
+from gateway.edhoc._endpoint import Injection
 from tests.edhoc.helpers import lookup_from
 from tests.edhoc.vectors_rfc9529 import TRACE_1, TRACE_2
 

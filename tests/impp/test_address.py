@@ -5,21 +5,38 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from precis_i18n import get_profile
 
 from gateway.impp import AddressError, ImppAddress, cpim_to_jid, jid_to_cpim
+from gateway.jid import Jid
 
 # Localpart characters: letters, digits and printable ASCII XMPP allows (RFC 7622 §3.3.1).
 _LOCAL_ALPHABET = st.sampled_from(
     [*"abcdefghijklmnopqrstuvwxyz0123456789!#$%*+-.;=?^_`{|}~", "é", "ü", "ж", "名"]
 )
 locals_ = st.text(_LOCAL_ALPHABET, min_size=1, max_size=20)
-labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+# LDH labels; IDNA2008 reserves "--" in the third and fourth positions (RFC 5891 §4.2.3.1).
+labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True).filter(
+    lambda label: label[2:4] != "--"
+)
 domains = st.lists(labels, min_size=1, max_size=3).map(".".join)
+_OPAQUE_STRING = get_profile("OpaqueString")
+
+
+def _is_opaque_string(text: str) -> bool:
+    """Whether precis-i18n's OpaqueString (RFC 8265 §4.2) accepts and keeps ``text``."""
+    try:
+        return _OPAQUE_STRING.enforce(text) == text
+    except UnicodeError:
+        return False
+
+
+# Resourceparts: OpaqueString texts (RFC 7622 §3.4), already in their enforced form.
 resources = st.none() | st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cn", "Zl", "Zp", "Zs")),
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cn", "Zl", "Zp")),
     min_size=1,
     max_size=12,
-)
+).filter(_is_opaque_string)
 addresses = st.builds(ImppAddress, locals_, domains, resources)
 
 
@@ -155,3 +172,24 @@ def test_fuzz_parse_raises_only_address_error(text: str) -> None:
             continue
         else:
             assert ImppAddress.parse(result.jid) == result
+
+
+def test_built_from_the_shared_jid() -> None:
+    jid = Jid.parse_untrusted("Juliet@Example.COM/balcony")
+    address = ImppAddress.from_jid(jid)
+    assert address == ImppAddress.parse("juliet@example.com/balcony")
+    assert address.to_jid() == jid
+    with pytest.raises(AddressError) as info:
+        ImppAddress.of(Jid.parse_untrusted("example.com/balcony"))
+    assert info.value.part == "address"
+    # An error of the shared type reaches IMPP callers as an AddressError naming the same part.
+    with pytest.raises(AddressError) as info:
+        ImppAddress.parse("henry\u2163@example.com")
+    assert (info.value.part, info.value.remote) == ("local", True)
+
+
+@given(addresses)
+@settings(max_examples=100)
+def test_address_and_jid_agree(address: ImppAddress) -> None:
+    assert address.to_jid() == Jid.parse_untrusted(address.jid)
+    assert str(address.to_jid()) == address.jid

@@ -9,16 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.impp import (
-    CPIM_HEADERS_NS,
     CpimAddress,
     CpimError,
     CpimHeader,
     CpimMessage,
     ImppAddress,
     Subject,
+    parse_cpim_untrusted,
+)
+from gateway.impp.cpim import (
+    CPIM_HEADERS_NS,
     escape_header_text,
     format_rfc3339,
-    parse_cpim_untrusted,
     parse_rfc3339,
     unescape_header_text,
 )

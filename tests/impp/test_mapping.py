@@ -27,10 +27,13 @@ from gateway.impp import (
     pidf_to_presences,
     presence_to_cpim,
     presence_to_pidf,
+)
+from gateway.impp.mapping_presence import (
+    pidf_priority_to_xmpp,
     resource_to_tuple_id,
     tuple_id_to_resource,
+    xmpp_priority_to_pidf,
 )
-from gateway.impp.mapping_presence import pidf_priority_to_xmpp, xmpp_priority_to_pidf
 from tests.impp import rfc_examples as ex
 
 C = "{jabber:client}"

@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 
 from gateway.impp import (
     Basic,
-    Contact,
     ImppAddress,
     Note,
+    PidfContact,
     PidfDocument,
     PidfError,
     PidfTuple,
-    Tuple,
     parse_pidf_untrusted,
 )
+from gateway.impp.pidf import Tuple
 from tests.impp import rfc_examples as ex
 
 DECL = b"<?xml version='1.0' encoding='UTF-8'?>"
@@ -51,7 +51,7 @@ def test_rfc3863_4_3_1_contents() -> None:
     assert first.id == "bs35r9"
     assert first.basic is Basic.OPEN
     assert first.im_status == "busy"
-    assert first.contact == Contact("im:someone@mobilecarrier.net", Decimal("0.8"))
+    assert first.contact == PidfContact("im:someone@mobilecarrier.net", Decimal("0.8"))
     assert first.notes == (
         Note("Don't Disturb Please!", "en"),
         Note("Ne derangez pas, s'il vous plait", "fr"),
@@ -59,13 +59,13 @@ def test_rfc3863_4_3_1_contents() -> None:
     assert first.timestamp == datetime(2001, 10, 27, 16, 49, 29, tzinfo=UTC)
     assert len(first.status_extensions) == 1  # myex:location, ignored (RFC 3863 §4.2.3)
     assert "location" in first.status_extensions[0]
-    assert second.contact == Contact("mailto:someone@example.com", Decimal("1.0"))
+    assert second.contact == PidfContact("mailto:someone@example.com", Decimal("1.0"))
     assert parsed.notes == (Note("I'll be in Tokyo next week"),)
 
 
 def test_rfc3863_4_3_2_whitespace_and_extensions() -> None:
     parsed = parse_pidf_untrusted(ex.RFC3863_4_3_2)
-    assert parsed.tuples[1].contact == Contact("im:someone@mobilecarrier.net", Decimal("1"))
+    assert parsed.tuples[1].contact == PidfContact("im:someone@mobilecarrier.net", Decimal("1"))
     assert len(parsed.tuples[0].extensions) == 1
     assert len(parsed.extensions) == 1
 
@@ -74,7 +74,7 @@ def test_rfc3863_4_3_3_must_understand_is_ignored_with_its_enclosing_extension()
     parsed = parse_pidf_untrusted(ex.RFC3863_4_3_3)
     (only,) = parsed.tuples
     assert only.basic is Basic.OPEN
-    assert only.contact == Contact("tel:+09012345678", Decimal("0.725"))
+    assert only.contact == PidfContact("tel:+09012345678", Decimal("0.725"))
     assert len(only.extensions) == 1
 
 
@@ -109,7 +109,7 @@ def test_priority_out_of_range_is_ignored() -> None:
     for raw in (b"1.5", b"0.1234", b"-0", b"x"):
         data = doc(tup(b"<contact priority='" + raw + b"'>im:a@example.com</contact>"))
         (only,) = parse_pidf_untrusted(data).tuples
-        assert only.contact == Contact("im:a@example.com")
+        assert only.contact == PidfContact("im:a@example.com")
 
 
 def test_build() -> None:
@@ -120,7 +120,7 @@ def test_build() -> None:
                 id="balcony",
                 basic=Basic.OPEN,
                 im_status="away",
-                contact=Contact("im:juliet@example.com", Decimal("0.102")),
+                contact=PidfContact("im:juliet@example.com", Decimal("0.102")),
                 notes=(Note("retired to the chamber", "en"), Note("<&>'\"\r\n\t")),
                 timestamp=datetime(2003, 12, 9, 23, 53, 11, 310000, tzinfo=UTC),
             ),
@@ -218,7 +218,7 @@ def test_builder_rejects_as_local() -> None:
     with pytest.raises(PidfError, match="at least one"):
         PidfTuple(id="t")
     with pytest.raises(PidfError):
-        Contact("im:a@b", Decimal("1.5"))
+        PidfContact("im:a@b", Decimal("1.5"))
     with pytest.raises(PidfError):
         Note("bell\x07")
     with pytest.raises(PidfError, match="unique"):
@@ -244,7 +244,9 @@ def pidf_documents(draw: st.DrawFn) -> PidfDocument:
             id=tuple_id,
             basic=draw(st.sampled_from([Basic.OPEN, Basic.CLOSED])),
             im_status=draw(st.none() | st.sampled_from(["away", "busy", "xa", "chat"])),
-            contact=draw(st.none() | st.builds(Contact, st.just("im:a@example.com"), _priorities)),
+            contact=draw(
+                st.none() | st.builds(PidfContact, st.just("im:a@example.com"), _priorities)
+            ),
             notes=tuple(draw(st.lists(_notes, max_size=2))),
             timestamp=draw(st.none() | st.datetimes(timezones=st.just(UTC))),
         )

@@ -11,21 +11,19 @@ from collections.abc import Callable
 
 from gateway import wire
 from gateway.session import (
-    AeadAlgorithm,
     ChannelConfig,
     HandshakeKind,
     HandshakePacket,
-    RecordProtection,
-    ResumeRequest,
-    RetryTokens,
-    SecureChannel,
-    SessionSecrets,
     TicketKeyRing,
     WireCodec,
     frame,
 )
+from gateway.session.channel import SecureChannel
+from gateway.session.cookies import RetryTokens
 from gateway.session.packets import encode_initial_body, parse_packet_untrusted
-from gateway.session.tickets import resumed_answer
+from gateway.session.record import AeadAlgorithm, RecordProtection, SessionSecrets
+from gateway.session.resets import ResetTokens
+from gateway.session.tickets import ResumeRequest, resumed_answer
 
 # RFC 9529 §3.3: message_1 of trace 2 (39 bytes).
 MESSAGE_1 = bytes.fromhex(
@@ -116,9 +114,13 @@ def tcp_frame() -> bytes:
     return frame(record_device())
 
 
+RESET_KEY = bytes(32)
+
+
 def reject() -> bytes:
-    """REJECT: unknown connection id."""
-    return HandshakePacket(HandshakeKind.REJECT, b"", b"\x01").encode()
+    """REJECT(1) for connection id 4a17 with its reset token under the all-zero reset key."""
+    token = ResetTokens(RESET_KEY).token(GATEWAY_CID)
+    return HandshakePacket(HandshakeKind.REJECT, b"", b"\x01" + token).encode()
 
 
 EXAMPLES: dict[str, Callable[[], bytes]] = {

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import trio
+import trio.lowlevel
 
 from gateway import wire
 from gateway.edhoc import CipherSuite, Credential, Curve, IdCred, Initiator, Method, Responder
@@ -223,3 +224,22 @@ class DeviceNode:
         for event in self.device.events():
             self.recorder.events.append(event)
             self.recorder.stamped.append((now, event))
+
+
+async def start_gateway_and_device(
+    nursery: trio.Nursery,
+    net: FakeNetwork,
+    gateway: GatewaySessions,
+    recorder: Recorder,
+    *,
+    on_receive: Callable[[bytes, Hashable], None] | None = None,
+    on_send: Callable[[bytes, Hashable], None] | None = None,
+) -> DeviceNode:
+    """Run ``gateway`` at GATEWAY_ADDRESS and a fresh device node at DEVICE_ADDRESS on ``net``."""
+    nursery.start_soon(
+        run_gateway, gateway, net, GATEWAY_ADDRESS, recorder, None, on_receive, on_send
+    )
+    node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
+    nursery.start_soon(node.run)
+    await trio.lowlevel.checkpoint()
+    return node

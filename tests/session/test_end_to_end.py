@@ -7,20 +7,17 @@ import trio.lowlevel
 
 from gateway import wire
 from gateway.session import (
+    DeviceSessionEstablished,
     OperationReceived,
-    SessionEstablished,
     TicketReceived,
 )
+from gateway.session.tickets import DEFAULT_TICKET_LIFETIME, RESUMPTION_SECRET_LENGTH
 from tests.session.fakenet import FakeNetwork, LinkModel
 from tests.session.helpers import (
-    DEVICE_ADDRESS,
     DEVICE_KID,
-    GATEWAY_ADDRESS,
-    DeviceNode,
     Recorder,
-    make_device,
     make_gateway,
-    run_gateway,
+    start_gateway_and_device,
 )
 
 
@@ -29,24 +26,23 @@ async def test_handshake_and_one_operation_each_way(autojump_clock: trio.testing
     gateway_events = Recorder()
     async with trio.open_nursery() as nursery:
         net = FakeNetwork(nursery, seed=7, link=LinkModel(delay=0.1))
-        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, gateway_events)
-        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
-        nursery.start_soon(node.run)
-        await trio.lowlevel.checkpoint()
+        node = await start_gateway_and_device(nursery, net, gateway, gateway_events)
         node.device.connect(trio.current_time())
         node.poke()
         await trio.sleep(1)
-        established = gateway_events.of_type(SessionEstablished)
-        assert len(established) == 1
-        assert established[0].peer_identity == DEVICE_KID
-        assert node.recorder.of_type(SessionEstablished)
-        assert node.recorder.of_type(TicketReceived)
+        (connection_id,) = gateway.sessions()
+        (established,) = gateway_events.of_type(DeviceSessionEstablished)
+        assert established.peer_identity == DEVICE_KID
+        assert established.connection_id == connection_id
+        (device_established,) = node.recorder.of_type(DeviceSessionEstablished)
+        assert device_established.connection_id == connection_id
+        (ticket,) = node.recorder.of_type(TicketReceived)
+        assert ticket.lifetime == DEFAULT_TICKET_LIFETIME
+        assert len(ticket.resumption_secret) == RESUMPTION_SECRET_LENGTH
         node.device.send_operation(wire.Ping(id=5))
         node.poke()
-        (connection_id,) = gateway.sessions()
         gateway.send_operation(connection_id, wire.Ping(id=6))
         await trio.sleep(1)
-        assert gateway_events.pings() == [5]
-        assert node.recorder.pings() == [6]
-        assert isinstance(gateway_events.of_type(OperationReceived)[0], OperationReceived)
+        assert [e.message for e in gateway_events.of_type(OperationReceived)] == [wire.Ping(id=5)]
+        assert [e.message for e in node.recorder.of_type(OperationReceived)] == [wire.Ping(id=6)]
         nursery.cancel_scope.cancel()

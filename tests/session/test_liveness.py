@@ -28,8 +28,7 @@ from gateway.session import (
     PathValidated,
 )
 from gateway.session.errors import RecordRejectedError
-from gateway.session.gateway_config import DEFAULT_CHALLENGE_INTERVAL
-from gateway.session.mobility import AMPLIFICATION_FACTOR
+from gateway.session.mobility import AMPLIFICATION_FACTOR, DEFAULT_CHALLENGE_INTERVAL
 from gateway.session.packets import ProtectedRecord, parse_packet_untrusted
 from tests.session.helpers import (
     DEVICE_ADDRESS,
@@ -103,19 +102,58 @@ def _audit(
         assert sent[destination] <= AMPLIFICATION_FACTOR * received.get(destination, 0)
 
 
-def test_lost_path_challenge_is_repeated_on_a_timer_for_an_idle_device() -> None:
+def _established() -> tuple[
+    GatewaySessions, DeviceSession, dict[Hashable, int], dict[Hashable, int]
+]:
+    """A gateway and a device with a session over DEVICE_ADDRESS, and the byte counts so far."""
     gateway, device = make_gateway(), make_device()
     sent: dict[Hashable, int] = {}
     received: dict[Hashable, int] = {}
     device.connect(0.0)
     _exchange(device, gateway, DEVICE_ADDRESS, 0.0, sent, received)
-    (connection_id,) = gateway.sessions()
-    # The NAT rebinds; the device sends one operation from its new port, then has nothing to do.
+    return gateway, device, sent, received
+
+
+def _rebind_with_one_ping(
+    gateway: GatewaySessions, device: DeviceSession, received: dict[Hashable, int]
+) -> float:
+    """At t = 100 the NAT rebinds: the device sends one Ping from NEW_ADDRESS; returns 100."""
     now = 100.0
     device.send_operation(wire.Ping(id=7))
     for datagram in device.datagrams_to_send(now):
         received[NEW_ADDRESS] = received.get(NEW_ADDRESS, 0) + len(datagram)
         gateway.receive_datagram(datagram, NEW_ADDRESS, now)
+    return now
+
+
+def _run_timers_losing_everything(
+    gateway: GatewaySessions,
+    start: float,
+    until: float,
+    sent: dict[Hashable, int],
+    received: dict[Hashable, int],
+) -> list[float]:
+    """Run the gateway's timers from ``start`` to ``until``, losing (and auditing) all it sends.
+
+    Returns the virtual time of each datagram sent.
+    """
+    send_times: list[float] = []
+    t = start
+    while t < until:
+        for datagram, destination in gateway.datagrams_to_send(t):
+            _audit(gateway, datagram, destination, sent, received)
+            send_times.append(t)
+        deadline = gateway.next_deadline()
+        assert deadline is not None
+        t = deadline
+        gateway.handle_timeout(t)
+    return send_times
+
+
+def test_lost_path_challenge_is_repeated_on_a_timer_for_an_idle_device() -> None:
+    gateway, device, sent, received = _established()
+    (connection_id,) = gateway.sessions()
+    now = _rebind_with_one_ping(gateway, device, received)
     for _ in range(8):  # more than 3x what the device sent: most of it must wait
         gateway.send_operation(connection_id, wire.Ping(id=1000))
     lost = gateway.datagrams_to_send(now)  # the PATH_CHALLENGE and all else: lost
@@ -145,29 +183,12 @@ def test_lost_path_challenge_is_repeated_on_a_timer_for_an_idle_device() -> None
 
 
 def test_unanswered_path_challenges_back_off_within_the_budget() -> None:
-    gateway, device = make_gateway(), make_device()
-    sent: dict[Hashable, int] = {}
-    received: dict[Hashable, int] = {}
-    device.connect(0.0)
-    _exchange(device, gateway, DEVICE_ADDRESS, 0.0, sent, received)
-    now = 100.0
-    device.send_operation(wire.Ping(id=7))
-    for datagram in device.datagrams_to_send(now):
-        received[NEW_ADDRESS] = received.get(NEW_ADDRESS, 0) + len(datagram)
-        gateway.receive_datagram(datagram, NEW_ADDRESS, now)
+    gateway, device, sent, received = _established()
+    now = _rebind_with_one_ping(gateway, device, received)
     # Garbage from the new address is dropped, but its bytes count toward the 3x budget.
     gateway.receive_datagram(bytes(300), NEW_ADDRESS, now)
     received[NEW_ADDRESS] += 300
-    send_times: list[float] = []
-    t = now
-    while t < now + 200:
-        for datagram, destination in gateway.datagrams_to_send(t):  # all of it is lost
-            _audit(gateway, datagram, destination, sent, received)
-            send_times.append(t)
-        deadline = gateway.next_deadline()
-        assert deadline is not None
-        t = deadline
-        gateway.handle_timeout(t)
+    send_times = _run_timers_losing_everything(gateway, now, now + 200, sent, received)
     ack_delay = 0.05  # DEFAULT_ACK_DELAY: the ack of the Ping
     # Challenges at the migration, then 1, 2, 4, ... s later, capped at 60 s (RFC 6298 §5.5).
     challenges = [100.0, 101.0, 103.0, 107.0, 115.0, 131.0, 163.0, 223.0, 283.0]
@@ -176,31 +197,17 @@ def test_unanswered_path_challenges_back_off_within_the_budget() -> None:
 
 
 def test_challenges_beyond_the_budget_are_not_sent() -> None:
-    gateway, device = make_gateway(), make_device()
-    sent: dict[Hashable, int] = {}
-    received: dict[Hashable, int] = {}
-    device.connect(0.0)
-    _exchange(device, gateway, DEVICE_ADDRESS, 0.0, sent, received)
-    now = 100.0
-    device.send_operation(wire.Ping(id=7))
-    for datagram in device.datagrams_to_send(now):
-        received[NEW_ADDRESS] = received.get(NEW_ADDRESS, 0) + len(datagram)
-        gateway.receive_datagram(datagram, NEW_ADDRESS, now)
-    t = now
-    while t < now + 200:
-        for datagram, destination in gateway.datagrams_to_send(t):
-            _audit(gateway, datagram, destination, sent, received)
-        deadline = gateway.next_deadline()
-        assert deadline is not None
-        t = deadline
-        gateway.handle_timeout(t)
+    gateway, device, sent, received = _established()
+    now = _rebind_with_one_ping(gateway, device, received)
+    _run_timers_losing_everything(gateway, now, now + 200, sent, received)
     assert 0 < sent[NEW_ADDRESS] <= AMPLIFICATION_FACTOR * received[NEW_ADDRESS]
     assert gateway.statistics().dropped["amplification_limited"] > 0
 
 
-# (scheduler seed, network seed). Before the fix, (27, 99) and (51, 99) stalled: the device's
-# window was full of records the gateway could not yet accept when the NAT rebound, so it sent
-# only retransmissions, which never move a session.
+# (scheduler seed, network seed). (27, 99) and (51, 99) are the hard cases: the NAT rebinds while
+# the device's window is full of records the gateway cannot yet accept, so the device sends only
+# retransmissions from its new address; the fresh ack-only record riding with them (channel.py)
+# is what moves the session.
 COMBINATIONS = (
     [(s, 99) for s in range(30)] + [(51, 99)] + [(s, n) for s in range(5) for n in (7, 2024)]
 )

@@ -6,16 +6,13 @@ import trio
 import trio.lowlevel
 
 from gateway import wire
-from gateway.session import SessionEstablished
+from gateway.session import DeviceSessionEstablished
 from tests.session.fakenet import FakeNetwork, LinkModel
 from tests.session.helpers import (
-    DEVICE_ADDRESS,
     GATEWAY_ADDRESS,
-    DeviceNode,
     Recorder,
-    make_device,
     make_gateway,
-    run_gateway,
+    start_gateway_and_device,
     until,
 )
 
@@ -30,13 +27,10 @@ async def test_thousand_operations_each_way_exactly_once_in_order(
     link = LinkModel(loss=0.3, duplicate=0.1, delay=0.2, jitter=0.3)
     async with trio.open_nursery() as nursery:
         net = FakeNetwork(nursery, seed=1234, link=link)
-        nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, gateway_events)
-        node = DeviceNode(make_device(), net, DEVICE_ADDRESS, GATEWAY_ADDRESS)
-        nursery.start_soon(node.run)
-        await trio.lowlevel.checkpoint()
+        node = await start_gateway_and_device(nursery, net, gateway, gateway_events)
         node.device.connect(trio.current_time())
         node.poke()
-        await until(lambda: bool(gateway_events.of_type(SessionEstablished)), step=0.5)
+        await until(lambda: bool(gateway_events.of_type(DeviceSessionEstablished)), step=0.5)
         (connection_id,) = gateway.sessions()
         for i in range(OPERATIONS):
             node.device.send_operation(wire.Ping(id=i))

@@ -5,32 +5,41 @@ from __future__ import annotations
 import contextlib
 import random
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.session import (
-    Content,
     DeviceSession,
-    Fragment,
     HandshakeKind,
     HandshakePacket,
     PacketError,
     ProtectedRecord,
-    RecordHeader,
-    ResumeRequest,
     SessionError,
     StreamDeframer,
     TicketKeyRing,
     WireCodec,
-    decode_control_untrusted,
-    encode_control,
     frame,
     parse_packet_untrusted,
 )
-from gateway.session.codec import Close, KeepAlive, NewTicket, PathChallenge, PathResponse
-from gateway.session.packets import encode_initial_body, parse_initial_body_untrusted
-from gateway.session.tickets import check_resumed_untrusted
+from gateway.session.codec import (
+    Close,
+    KeepAlive,
+    NewTicket,
+    PathChallenge,
+    PathResponse,
+    decode_control_untrusted,
+    encode_control,
+)
+from gateway.session.packets import (
+    Content,
+    Fragment,
+    RecordHeader,
+    encode_initial_body,
+    parse_initial_body_untrusted,
+)
+from gateway.session.tickets import ResumeRequest, check_resumed_untrusted
 from tests.session.helpers import initiator_factory, make_gateway
 
 
@@ -108,6 +117,46 @@ def test_control_items_round_trip() -> None:
     assert decode_control_untrusted(encode_control(items)) == items
     with pytest.raises(PacketError):
         decode_control_untrusted(encode_control(items)[:-1])
+
+
+def test_control_items_are_the_bytes_cbor2_writes() -> None:
+    items: list[NewTicket | PathChallenge | PathResponse | KeepAlive | Close] = [
+        NewTicket(b"t" * 20, b"s" * 16, 604800, b"r" * 16),
+        PathChallenge(b"12345678"),
+        PathResponse(b"87654321"),
+        KeepAlive(),
+        Close(70000),
+    ]
+    expected = b"".join(
+        cbor2.dumps(value)
+        for value in (
+            [1, b"t" * 20, b"s" * 16, 604800, b"r" * 16],
+            [2, b"12345678"],
+            [3, b"87654321"],
+            [4],
+            [5, 70000],
+        )
+    )
+    assert encode_control(items) == expected
+    assert decode_control_untrusted(expected) == items
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("811804"),  # [4] with the kind in a two-byte head
+        bytes.fromhex("9f04ff"),  # [4] as an indefinite-length array
+        bytes.fromhex("c18104"),  # [4] under a tag
+        bytes.fromhex("8205f93c00"),  # Close with a half-float reason
+        bytes.fromhex("82048104"),  # a nested array
+        bytes.fromhex("8102"),  # PathChallenge without its data
+        bytes.fromhex("81f5"),  # the kind is true, not an integer
+        bytes.fromhex("8104") * 9,  # nine items: more than a record may hold
+    ],
+)
+def test_control_items_refuse_what_is_not_strict_cbor(data: bytes) -> None:
+    with pytest.raises(PacketError):
+        decode_control_untrusted(data)
 
 
 @settings(max_examples=300)

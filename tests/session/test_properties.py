@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import wire
-from gateway.session import ProtectedRecord, RecordRejectedError, SecureChannel, SessionError
+from gateway.session import ProtectedRecord, SessionError
+from gateway.session.channel import SecureChannel
+from gateway.session.errors import RecordRejectedError
 from gateway.session.packets import parse_packet_untrusted
 from tests.session.test_record import pair
 

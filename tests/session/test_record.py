@@ -8,21 +8,24 @@ import pytest
 
 from gateway import wire
 from gateway.session import (
-    AeadAlgorithm,
     ChannelConfig,
     DropReason,
     OperationReceived,
-    RecordProtection,
-    RecordRejectedError,
-    ReplayWindow,
-    SecureChannel,
-    SessionSecrets,
     WireCodec,
     parse_packet_untrusted,
 )
+from gateway.session.channel import SecureChannel
+from gateway.session.errors import RecordRejectedError
 from gateway.session.events import KeyUpdated
 from gateway.session.packets import ProtectedRecord
-from gateway.session.record import oscore_nonce, reconstruct
+from gateway.session.record import (
+    AeadAlgorithm,
+    RecordProtection,
+    SessionSecrets,
+    oscore_nonce,
+    reconstruct,
+)
+from gateway.session.replay import ReplayWindow
 
 
 # RFC 8613 Appendix C.4, C.5 and C.6: Common IV, Sender ID, sequence number 20 -> nonce.
@@ -71,27 +74,18 @@ def pair(
 ) -> tuple[SecureChannel, SecureChannel]:
     """A gateway channel and a device channel sharing a master secret."""
     master = bytes(range(32))
-    gateway = SecureChannel(
-        RecordProtection(
-            SessionSecrets.from_master(master, algorithm, is_gateway=True),
-            key_update_after=key_update_after,
-        ),
-        codec=WireCodec(),
-        peer_connection_id=b"",
-        config=config,
-        rng=random.Random(1),
-    )
-    device = SecureChannel(
-        RecordProtection(
-            SessionSecrets.from_master(master, algorithm, is_gateway=False),
-            key_update_after=key_update_after,
-        ),
-        codec=WireCodec(),
-        peer_connection_id=b"\xaa\xbb",
-        config=config,
-        rng=random.Random(2),
-    )
-    return gateway, device
+
+    def channel(is_gateway: bool, peer_connection_id: bytes, seed: int) -> SecureChannel:
+        secrets = SessionSecrets.from_master(master, algorithm, is_gateway=is_gateway)
+        return SecureChannel(
+            RecordProtection(secrets, key_update_after=key_update_after),
+            codec=WireCodec(),
+            peer_connection_id=peer_connection_id,
+            config=config,
+            rng=random.Random(seed),
+        )
+
+    return channel(True, b"", 1), channel(False, b"\xaa\xbb", 2)
 
 
 def deliver(

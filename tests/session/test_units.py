@@ -8,12 +8,20 @@ import pytest
 
 from gateway import wire
 from gateway.session import (
+    ChannelConfig,
     DropReason,
+    LocalSessionError,
     OperationRejected,
-    ResumeRequest,
-    RetryTokens,
     TicketKeyRing,
     TicketRejectedError,
+)
+from gateway.session.cookies import RetryTokens
+from gateway.session.mobility import (
+    CHALLENGE_LENGTH,
+    PROBE_RESERVE,
+    AddressValidator,
+    Admission,
+    PathValidation,
 )
 from gateway.session.packets import Content, Fragment
 from gateway.session.ratelimit import RateLimiter
@@ -26,7 +34,7 @@ from gateway.session.reliability import (
     RttEstimator,
     SendWindow,
 )
-from gateway.session.tickets import MAX_RESUME_PACKET
+from gateway.session.tickets import MAX_RESUME_PACKET, ResumeRequest
 from tests.session.test_record import deliver, pair
 
 
@@ -120,7 +128,17 @@ def test_invalid_operations_event() -> None:
     packet = parse_packet_untrusted(record, cid_length=2)
     assert isinstance(packet, ProtectedRecord)
     result = gateway.receive_record(packet, 0.0)
-    assert [type(e) for e in result.events] == [OperationRejected]
+    (rejected,) = result.events
+    assert isinstance(rejected, OperationRejected)
+    assert rejected.error.code is wire.ErrorCode.MALFORMED  # the code the answering Error carries
+
+
+def test_invalid_arguments_are_local_protocol_errors() -> None:
+    with pytest.raises(LocalSessionError, match="15 s"):
+        ChannelConfig(keepalive_interval=1.0)
+    with pytest.raises(LocalSessionError, match="6 bytes"):
+        TicketKeyRing().issue(b"seven!!", 2, 0.0)
+    assert issubclass(LocalSessionError, ValueError)  # as gateway.wire.LocalWireError
 
 
 def test_tickets() -> None:
@@ -175,30 +193,32 @@ def test_drop_reasons_have_stable_names() -> None:
 
 
 def test_reassembly_memory_is_bounded() -> None:
-    from gateway.session import Reassembler, RemoteProtocolError
+    from gateway.session import RemoteSessionError
+    from gateway.session.fragmentation import Reassembler
 
     reassembler = Reassembler(max_operation_size=10)
     assert reassembler.add(Fragment.FIRST, b"12345") is None
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteSessionError):
         reassembler.add(Fragment.MIDDLE, b"123456")
     reassembler = Reassembler(max_operation_size=10)
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteSessionError):
         reassembler.add(Fragment.LAST, b"1")  # no FIRST
     assert Reassembler().add(Fragment.FIRST, b"a") is None
 
 
 def test_oversized_operation_is_refused_locally() -> None:
-    from gateway.session import ChannelConfig, LocalProtocolError
+    from gateway.session import ChannelConfig, LocalSessionError
 
     _gateway, device = pair(config=ChannelConfig(max_operation_size=1000))
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalSessionError):
         device.send_operation(
             wire.SendMessage(id=1, to="a@b.c", content=wire.MimeContent("a/b", bytes(2000)))
         )
 
 
 def test_stream_records_must_be_consecutive() -> None:
-    from gateway.session import ChannelConfig, RecordRejectedError
+    from gateway.session import ChannelConfig
+    from gateway.session.errors import RecordRejectedError
 
     gateway, device = pair(config=ChannelConfig(stream=True))
     device.send_operation(wire.Ping(id=1))
@@ -230,3 +250,53 @@ def test_gateway_forgets_half_open_handshakes_at_the_exact_deadline() -> None:
     gateway.handle_timeout(63.0)
     assert gateway.statistics().handshakes_in_progress == 0
     assert [type(e) for _cid, e in gateway.events()] == [SessionClosed]
+
+
+def test_path_validation_holds_over_budget_and_keeps_the_probe_reserve() -> None:
+    budget = AddressValidator()
+    path = PathValidation(max_held=2)
+    budget.received("peer", 100)  # 300 bytes may go back before validation
+    assert path.admit(budget, "peer", bytes(300)) is Admission.SEND
+    path.challenge(b"c" * CHALLENGE_LENGTH, now=0.0)
+    assert budget.spend("peer", 300 - PROBE_RESERVE)
+    assert path.admit(budget, "peer", bytes(1)) is Admission.HELD  # the reserve stays unspent
+    assert path.admit(budget, "peer", bytes(2)) is Admission.HELD
+    assert path.admit(budget, "peer", bytes(3)) is Admission.DROPPED  # the held queue is full
+    assert path.next_releasable(budget, "peer") is None
+    assert not path.on_response(budget, "peer", b"x" * CHALLENGE_LENGTH)  # not our challenge
+    assert path.on_response(budget, "peer", b"c" * CHALLENGE_LENGTH)
+    assert budget.is_validated("peer")
+    assert not path.pending
+    assert path.next_releasable(budget, "peer") == bytes(1)
+    assert path.next_releasable(budget, "peer") == bytes(2)
+    assert path.next_releasable(budget, "peer") is None
+
+
+def test_path_challenge_timer_backs_off_to_its_cap_and_resets() -> None:
+    path = PathValidation()
+    deadlines = []
+    now = 0.0
+    for _ in range(10):
+        path.challenge(b"c" * CHALLENGE_LENGTH, now)
+        assert path.deadline is not None
+        deadlines.append(path.deadline - now)
+        now = path.deadline
+        assert path.timer_due(now)
+    assert deadlines == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0]
+    assert len(path.challenges) == 3  # only the most recent stay acceptable
+    path.moved()
+    assert path.deadline is None
+    assert not path.timer_due(now)
+    assert path.interval == 1.0
+
+
+def test_first_record_without_challenge_validates_the_path() -> None:
+    budget = AddressValidator()
+    path = PathValidation()
+    assert not path.on_authenticated_record(budget, "peer", 0.0)
+    assert budget.is_validated("peer")
+    path.challenge(b"c" * CHALLENGE_LENGTH, 0.0)
+    unvalidated = AddressValidator()
+    assert not path.on_authenticated_record(unvalidated, "peer", 0.5)  # challenged 0.5 s ago
+    assert path.on_authenticated_record(unvalidated, "peer", 1.0)  # the challenge may be lost
+    assert not unvalidated.is_validated("peer")

@@ -14,11 +14,11 @@ from gateway import wire
 from gateway.session import (
     ChannelConfig,
     DeviceSession,
+    DeviceSessionEstablished,
     GatewayConfig,
     GatewaySessions,
     OperationReceived,
     SessionClosed,
-    SessionEstablished,
     TicketKeyRing,
     WireCodec,
     frame,
@@ -27,7 +27,7 @@ from gateway.session.gateway_config import DEFAULT_HANDSHAKE_TIMEOUT
 from gateway.transport import (
     CoreDriver,
     DeviceDriver,
-    SessionEvent,
+    DeviceSessionEvent,
     StreamGateway,
     TcpListener,
     UdpEndpoint,
@@ -60,15 +60,15 @@ def _device(*, stream: bool) -> DeviceDriver:
 
 
 async def _exchange(
-    gateway_events: trio.MemoryReceiveChannel[SessionEvent],
-    send_to_device: Callable[[bytes, object], int],
+    gateway_events: trio.MemoryReceiveChannel[DeviceSessionEvent],
+    send_to_device: Callable[[bytes, wire.Message], int],
     device: DeviceDriver,
 ) -> None:
     """Handshake, then OPERATIONS pings each way; asserts exactly once and in order."""
     device.connect()
     connection_id = b""
     async for item in gateway_events:
-        if isinstance(item.event, SessionEstablished):
+        if isinstance(item.event, DeviceSessionEstablished):
             connection_id = item.connection_id
             break
     received_by_gateway: list[int] = []
@@ -241,7 +241,7 @@ async def test_tcp_full_write_queue_closes_the_connection(
         nursery.start_soon(run_device)
         device.connect()
         async for item in gateway.events:
-            if isinstance(item.event, SessionEstablished):
+            if isinstance(item.event, DeviceSessionEstablished):
                 connection_id = item.connection_id
                 break
         big = wire.TextContent("y" * 60000)  # several 16 KiB records each

@@ -5,8 +5,6 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from gateway.wire import (
-    MAX_ALIAS,
-    MAX_UINT,
     Ack,
     Contact,
     ContactList,
@@ -35,6 +33,7 @@ from gateway.wire import (
     TextContent,
     Wake,
 )
+from gateway.wire.messages import MAX_ALIAS, MAX_UINT
 
 # Small numbers are the common case and the 1-byte encodings; the full range checks the long heads.
 uints = st.one_of(st.integers(0, 30), st.integers(0, 70_000), st.integers(0, MAX_UINT))

@@ -121,6 +121,29 @@ def feed(client: XmppClient, text: str, now: float = 0.0) -> list[ev.Event]:
     return client.receive_data_untrusted(text.encode(), now)
 
 
+PROCEED = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+CHALLENGE = f"<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{b64(SERVER_FIRST)}</challenge>"
+SUCCESS = f"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{b64(SERVER_FINAL)}</success>"
+
+
+def reach_sasl(client: XmppClient, *, start: float = 0.0) -> list[ev.Event]:
+    """Start ``client`` and walk it through STARTTLS to the SASL features (its <auth/> is out)."""
+    client.start(start)
+    events = feed(client, SERVER_HEADER + FEATURES_TLS)
+    events += feed(client, PROCEED)
+    client.tls_established()
+    events += feed(client, SERVER_HEADER + FEATURES_SASL)
+    return events
+
+
+def authenticate(client: XmppClient, *, start: float = 0.0) -> list[ev.Event]:
+    """:func:`reach_sasl`, then the RFC 7677 SCRAM exchange to ``<success/>`` (stream restarts)."""
+    events = reach_sasl(client, start=start)
+    events += feed(client, CHALLENGE)
+    events += feed(client, SUCCESS)
+    return events
+
+
 def login(client: XmppClient, server: ServerView, *, sm: bool = True) -> list[ev.Event]:
     """Walk a client from IDLE to READY through STARTTLS, SCRAM-SHA-256, bind and SM enable."""
     client.start(0.0)

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.xmpp import events as ev
+from gateway.xmpp import sasl
 from gateway.xmpp.client import (
     TRANSITIONS,
+    ClientConfig,
     ClientInput,
     ClientState,
     ConnectionLostError,
@@ -19,7 +21,7 @@ from gateway.xmpp.client import (
 )
 from gateway.xmpp.errors import (
     AuthenticationFailed,
-    LocalProtocolError,
+    LocalXmppError,
     PeerStreamError,
     SaslCondition,
     StanzaErrorCondition,
@@ -28,8 +30,9 @@ from gateway.xmpp.errors import (
     StreamError,
 )
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.stanzas import MessageType, PresenceShow, SubscriptionKind
+from gateway.xmpp.stanzas import MessageStanzaType, PresenceShow, SubscriptionKind
 from tests.xmpp.replay import (
+    CLIENT_FINAL,
     CLIENT_NONCE,
     FEATURES_BOUND,
     FEATURES_SASL,
@@ -38,11 +41,13 @@ from tests.xmpp.replay import (
     SERVER_FIRST,
     SERVER_HEADER,
     ServerView,
+    authenticate,
     b64,
     expect,
     feed,
     login,
     make_client,
+    reach_sasl,
 )
 
 ALICE = Jid("alice", "example.org")
@@ -100,12 +105,7 @@ def test_login_fed_byte_by_byte_gives_the_same_events() -> None:
 
 def test_server_signature_must_verify() -> None:
     client = make_client(password="not-pencil")
-    ServerView()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
     client.data_to_send()
     events = feed(client, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
@@ -114,18 +114,13 @@ def test_server_signature_must_verify() -> None:
     assert isinstance(events[0].error, AuthenticationFailed)
     assert client.state is ClientState.FAILED
     assert not client.authenticated
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         feed(client, "<a/>")
 
 
 def test_server_final_in_a_challenge_then_empty_success() -> None:
     client = make_client()
-    ServerView()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
     client.data_to_send()
     assert feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FINAL)}</challenge>") == []
@@ -135,11 +130,7 @@ def test_server_final_in_a_challenge_then_empty_success() -> None:
 
 def test_success_without_server_proof_is_refused() -> None:
     client = make_client()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
     events = feed(client, f"<success xmlns='{SASL}'/>")
     assert isinstance(events[-1], ev.StreamEnded)
@@ -150,11 +141,7 @@ def test_success_before_the_scram_exchange_finished_is_refused() -> None:
     # A server that says <success/> right after <auth/> never proved it knows the password, and
     # the client must say so with a StreamEnded (receive_data_untrusted is total), not raise.
     client = make_client()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     events = feed(client, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
     assert len(events) == 1
     assert isinstance(events[0], ev.StreamEnded)
@@ -165,11 +152,7 @@ def test_success_before_the_scram_exchange_finished_is_refused() -> None:
 
 def test_sasl_failure_is_typed() -> None:
     client = make_client()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     events = feed(client, f"<failure xmlns='{SASL}'><not-authorized/></failure>")
     assert isinstance(events[-1], ev.StreamEnded)
     error = events[-1].error
@@ -258,7 +241,7 @@ def test_send_message_with_thread_subject_lang_and_receipt_request() -> None:
     message_id = client.send_message(
         ALICE,
         "hello",
-        type=MessageType.NORMAL,
+        type=MessageStanzaType.NORMAL,
         subject="greeting",
         thread="t-1",
         lang="en",
@@ -296,7 +279,7 @@ def test_receive_message_receipt_and_error() -> None:
     assert isinstance(received, ev.MessageReceived)
     message = received.message
     assert message.from_ == Jid.parse_untrusted(ALICE_PHONE)
-    assert message.type is MessageType.CHAT
+    assert message.type is MessageStanzaType.CHAT
     assert message.body == "salut"
     assert message.lang == "fr"
     assert message.bodies == ((None, "salut"), ("en", "hi"))
@@ -521,13 +504,7 @@ def test_resume_resends_only_unacknowledged() -> None:
 
     fresh = make_client(resume=token)
     fresh_server = ServerView()
-    fresh.start(60.0)
-    feed(fresh, SERVER_HEADER + FEATURES_TLS)
-    feed(fresh, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    fresh.tls_established()
-    feed(fresh, SERVER_HEADER + FEATURES_SASL)
-    feed(fresh, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
-    feed(fresh, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
+    authenticate(fresh, start=60.0)
     fresh.data_to_send()
     fresh_server.restart(mid_stream=True)
     feed(fresh, SERVER_HEADER + FEATURES_BOUND)
@@ -553,14 +530,7 @@ def test_failed_resumption_hands_back_and_resends_on_a_fresh_session() -> None:
     token = client.resumption_token(5.0)
     assert token is not None
     fresh = make_client(resume=token)
-    ServerView()
-    fresh.start(6.0)
-    feed(fresh, SERVER_HEADER + FEATURES_TLS)
-    feed(fresh, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    fresh.tls_established()
-    feed(fresh, SERVER_HEADER + FEATURES_SASL)
-    feed(fresh, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
-    feed(fresh, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
+    authenticate(fresh, start=6.0)
     feed(fresh, SERVER_HEADER + FEATURES_BOUND)
     fresh.data_to_send()
     events = feed(
@@ -594,13 +564,7 @@ def test_resumption_when_the_new_stream_offers_no_stream_management() -> None:
     assert token is not None
     fresh = make_client(resume=token)
     fresh_server = ServerView()
-    fresh.start(6.0)
-    feed(fresh, SERVER_HEADER + FEATURES_TLS)
-    feed(fresh, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    fresh.tls_established()
-    feed(fresh, SERVER_HEADER + FEATURES_SASL)
-    feed(fresh, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
-    feed(fresh, f"<success xmlns='{SASL}'>{b64(SERVER_FINAL)}</success>")
+    authenticate(fresh, start=6.0)
     fresh.data_to_send()
     fresh_server.restart(mid_stream=True)
     events = feed(
@@ -663,7 +627,7 @@ def test_unexpected_element_is_a_stream_error_and_terminal() -> None:
     out = client.data_to_send()
     assert b"unsupported-stanza-type" in out
     assert out.endswith(b"</stream:stream>")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.send_message(ALICE, "no")
 
 
@@ -748,7 +712,7 @@ def test_any_sequence_of_server_elements_ends_well(lines: list[str]) -> None:
     client, _ = ready()
     for line in lines:
         if client.state in (ClientState.CLOSED, ClientState.FAILED):
-            with pytest.raises(LocalProtocolError):
+            with pytest.raises(LocalXmppError):
                 feed(client, line)
             return
         feed(client, line)
@@ -758,11 +722,7 @@ def test_any_sequence_of_server_elements_ends_well(lines: list[str]) -> None:
 def test_the_password_never_shows_in_reprs_events_or_the_wire() -> None:
     client = make_client(password="not-pencil")  # the server proves 'pencil': login fails
     sent = bytearray()
-    client.start(0.0)
-    feed(client, SERVER_HEADER + FEATURES_TLS)
-    feed(client, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    client.tls_established()
-    feed(client, SERVER_HEADER + FEATURES_SASL)
+    reach_sasl(client)
     sent += client.data_to_send()
     feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
     sent += client.data_to_send()
@@ -773,3 +733,27 @@ def test_the_password_never_shows_in_reprs_events_or_the_wire() -> None:
     assert all("not-pencil" not in text for text in texts)
     assert b"not-pencil" not in bytes(sent)
     assert b64(b"not-pencil").encode() not in bytes(sent)
+
+
+def test_a_deferred_key_derivation_is_an_event_and_the_response_waits_for_the_key() -> None:
+    sasl.SALTED_PASSWORDS.clear()
+    client = XmppClient(
+        ClientConfig(jid=Jid("user", "example.net"), password="pencil", resource="gw"),
+        defer_key_derivation=True,
+        client_nonce=CLIENT_NONCE,
+        id_prefix="c",
+    )
+    reach_sasl(client)
+    client.data_to_send()
+    events = feed(client, f"<challenge xmlns='{SASL}'>{b64(SERVER_FIRST)}</challenge>")
+    assert events == [ev.KeyDerivationRequested(4096)]
+    assert client.data_to_send() == b""  # nothing until the key arrives
+    derivation = client.pending_key_derivation()
+    assert derivation is not None
+    client.key_derived(derivation.derive())
+    assert client.pending_key_derivation() is None
+    assert b64(CLIENT_FINAL).encode() in client.data_to_send()
+    # The next log-in with the same salt and count finds the key cached: no event, no PBKDF2.
+    again = make_client()
+    login(again, ServerView())
+    assert sasl.SALTED_PASSWORDS.hits >= 1

@@ -12,9 +12,9 @@ from gateway.xmpp.errors import (
     STANZAS_NS,
     STREAMS_NS,
     AuthenticationFailed,
-    LocalProtocolError,
+    LocalXmppError,
     PeerStreamError,
-    RemoteProtocolError,
+    RemoteXmppError,
     SaslCondition,
     StanzaError,
     StanzaErrorCondition,
@@ -39,15 +39,15 @@ def parse(first_level: bytes) -> ET.Element:
 
 
 def test_hierarchy_splits_local_from_remote() -> None:
-    assert issubclass(LocalProtocolError, XmppError)
-    assert issubclass(RemoteProtocolError, XmppError)
+    assert issubclass(LocalXmppError, XmppError)
+    assert issubclass(RemoteXmppError, XmppError)
     for remote in (StreamError, PeerStreamError, AuthenticationFailed):
-        assert issubclass(remote, RemoteProtocolError)
-        assert not issubclass(remote, LocalProtocolError)
+        assert issubclass(remote, RemoteXmppError)
+        assert not issubclass(remote, LocalXmppError)
     # A received stream error must never be answered with one (RFC 6120 §4.9.1.1).
     assert not issubclass(PeerStreamError, StreamError)
     assert issubclass(StanzaError, XmppError)
-    assert not issubclass(StanzaError, RemoteProtocolError)
+    assert not issubclass(StanzaError, RemoteXmppError)
 
 
 def test_condition_lists_are_the_rfc_ones() -> None:
@@ -64,7 +64,7 @@ def test_stream_error_condition_and_text() -> None:
     assert str(error.condition) == "policy-violation"
     assert str(error) == "policy-violation: stanza too large"
     assert StreamError(StreamCondition.RESET).text == ""
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         StreamError("not-a-condition")
 
 
@@ -214,11 +214,11 @@ def test_stanza_error_round_trip_through_the_wire() -> None:
 
 
 def test_stanza_error_misuse() -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         StanzaError("sideways", "bad-request")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         StanzaError("modify", "not-a-condition")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         AuthenticationFailed("y", condition="not-a-sasl-condition")
 
 

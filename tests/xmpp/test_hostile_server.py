@@ -13,10 +13,10 @@ import trio
 
 from gateway.xmpp import events as ev
 from gateway.xmpp.client import ClientConfig, XmppClient
-from gateway.xmpp.connection import UpstreamConnection
 from gateway.xmpp.errors import StreamCondition, StreamError
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.tls import TrustStore, create_client_context
+from gateway.xmpp.net.connection import UpstreamConnection
+from gateway.xmpp.net.tls import TrustStore, create_client_context
 
 HEADER = (
     b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.xmpp.jid import Jid, JidError
+from gateway.xmpp.stanzas import StanzaParseError, parse_message_untrusted
 
 
 @pytest.mark.parametrize(
@@ -57,3 +59,21 @@ def test_bare_and_with_resource() -> None:
 def test_garbage_parses_or_raises_jid_error(text: str) -> None:
     with contextlib.suppress(JidError):
         Jid.parse_untrusted(text)
+
+
+def test_stanza_addresses_are_canonical() -> None:
+    # Issue 11 point 1: the client kept "Alice@example.org/Phone" and a full-width "\uff42ob".
+    message = ET.Element(
+        "{jabber:client}message",
+        {"from": "Alice@Example.ORG/Phone", "to": "\uff42ob@example.org", "type": "chat"},
+    )
+    parsed = parse_message_untrusted(message)
+    assert parsed.from_ == Jid("alice", "example.org", "Phone")
+    assert str(parsed.to) == "bob@example.org"
+
+
+def test_stanza_with_a_non_jid_address_is_a_parse_error() -> None:
+    # RFC 7622 §3.5 example 21: a symbol is no localpart.
+    message = ET.Element("{jabber:client}message", {"from": "\u265a@example.com"})
+    with pytest.raises(StanzaParseError):
+        parse_message_untrusted(message)

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import random
 
+import trio
+
 from gateway.xmpp import events as ev
+from gateway.xmpp import sasl
 from gateway.xmpp.client import ClientConfig, ClientState
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.manager import UpstreamSession, UpstreamSettings
-from gateway.xmpp.resolver import ServerResolver
+from gateway.xmpp.net.manager import UpstreamSession, UpstreamSettings
+from gateway.xmpp.net.resolver import ServerAddress, ServerResolver
+from tests.xmpp.fakeserver import (
+    FakeNetwork,
+    FakeServer,
+    account_config,
+    make_client,
+    warm_salted_password_cache,
+)
 
 ACCOUNT = Jid("dev1", "impp.test")
 PEER = Jid("alice", "impp.test")
@@ -36,3 +46,40 @@ async def test_a_stanza_sent_as_the_connection_ends_is_queued_not_refused() -> N
     (queued,) = session.client.unsent_stanzas()
     assert queued.get("id") == message_id
     assert queued.findtext("{jabber:client}body") == "during the reconnection"
+
+
+async def test_the_key_derivation_request_is_not_handed_to_the_application() -> None:
+    # KeyDerivationRequested is for the connection (it runs PBKDF2 in a worker thread); the
+    # session's event channel must not carry it.  Real clock: the autojump clock would not
+    # wait for the worker thread.  An empty cache makes the derivation necessary.
+    async def log_in(index: int, server: FakeServer, address: ServerAddress) -> None:
+        await server.login()
+
+    seen: list[ev.UpstreamSessionEvent] = []
+    sasl.SALTED_PASSWORDS.clear()
+    try:
+        async with trio.open_nursery() as nursery:
+            network = FakeNetwork(nursery, log_in)
+            session = UpstreamSession(
+                account_config(),
+                UpstreamSettings(),
+                ServerResolver(static_hosts={}),
+                rng=random.Random(1),
+                client_factory=make_client,
+                connector=network.connect,
+            )
+            await nursery.start(session.run)
+            with trio.fail_after(30):
+                async for event in session.events:
+                    seen.append(event)
+                    if isinstance(event, ev.SessionEstablished):
+                        break
+            nursery.cancel_scope.cancel()
+        assert len(sasl.SALTED_PASSWORDS) == 1  # the derivation did run, off the event channel
+    finally:
+        warm_salted_password_cache()
+    assert [type(event) for event in seen] == [
+        ev.ConnectionOpened,
+        ev.Authenticated,
+        ev.SessionEstablished,
+    ]

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from gateway.xmpp.errors import STREAM_NS, XML_LANG, LocalProtocolError, StreamError
+from gateway.xmpp.errors import STREAM_NS, XML_LANG, LocalXmppError, StreamError
 from gateway.xmpp.parser import (
     DEFAULT_MAX_STANZA_SIZE,
     StanzaReceived,
@@ -194,7 +194,7 @@ def test_feed_after_failure_is_local_misuse_until_reset() -> None:
     parser = XmlStreamParser()
     with pytest.raises(StreamError):
         parser.feed(b"<not-a-stream/>")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         parser.feed(b"<stream:stream")
     parser.reset()
     assert len(parser.feed(SERVER_STREAM_TLS)) == 3
@@ -277,10 +277,10 @@ def test_buffered_size_drops_back_after_each_stanza() -> None:
 
 @pytest.mark.parametrize("bad", [-1, 0, True, 1.5])
 def test_limits_must_be_positive_ints(bad: object) -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         XmlStreamParser(max_depth=bad)  # type: ignore[arg-type]
 
 
 def test_feed_takes_bytes_only() -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         XmlStreamParser().feed("<stream:stream>")  # type: ignore[arg-type]

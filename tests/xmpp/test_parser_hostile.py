@@ -361,3 +361,95 @@ def test_mutated_streams(position: int, replacement: bytes, delete: int) -> None
     position %= len(stream)
     mutated = stream[:position] + replacement + stream[position + delete :]
     feed_total(mutated, position)
+
+
+# -- work per byte: a slow peer must not buy quadratic CPU (issue 10 point 8) ----------------------
+
+
+def feed_bytewise(parser: XmlStreamParser, data: bytes) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    for index in range(len(data)):
+        events += parser.feed(data[index : index + 1])
+    return events
+
+
+class _RecordingExpat:
+    """Wraps the parser's expat object and charges each Parse call the work expat must do:
+    the new bytes, plus a re-scan of the still-open start tag handed over by earlier calls."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.calls = 0
+        self.handed = 0
+        self.tag_closed = False
+        self.work = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def Parse(self, data: bytes, final: bool = False) -> int:
+        self.calls += 1
+        self.work += len(data) + (0 if self.tag_closed else self.handed)
+        self.handed += len(data)
+        self.tag_closed = self.tag_closed or b">" in data
+        return self._real.Parse(data, final)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_one_open_tag_fed_a_byte_at_a_time_costs_linear_work() -> None:
+    size = 64 * 1024
+    parser = XmlStreamParser(max_stanza_size=2 * size, max_attribute_length=2 * size)
+    parser.feed(HEADER)
+    recorder = _RecordingExpat(parser._expat)
+    parser._expat = recorder  # type: ignore[assignment]
+    data = b"<message to='" + b"a" * size + b"'/>"
+    events = feed_bytewise(parser, data)
+    assert [type(event) for event in events] == [StanzaReceived]
+    # Quadratic would be about size**2 / 2 = 2.1e9 bytes scanned; linear is about size.
+    assert recorder.work <= 2 * len(data)
+    assert recorder.calls == 1
+    assert parser.statistics().bytes_parsed == len(HEADER) + len(data)
+
+
+def test_held_open_tag_counts_against_the_size_cap() -> None:
+    parser = XmlStreamParser(max_stanza_size=1000)
+    parser.feed(HEADER)
+    parser.feed(b"<message to='")
+    with pytest.raises(StreamError) as caught:
+        feed_bytewise(parser, b"a" * 2000)
+    assert caught.value.condition is StreamCondition.POLICY_VIOLATION
+    assert parser.buffered_size <= 1001
+
+
+def test_a_complete_stanza_is_delivered_while_the_next_tag_is_still_open() -> None:
+    parser = XmlStreamParser()
+    parser.feed(HEADER)
+    events = parser.feed(b"<message to='a@b'><body>x</body></message><message to='half")
+    assert [type(event) for event in events] == [StanzaReceived]
+    assert parser.statistics().held == len(b"<message to='half")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 4096])
+def test_quotes_and_cdata_with_markup_characters_parse_in_any_chunking(chunk: int) -> None:
+    stanza = (
+        b"<message to='a@b' id='x>y\"z'><body>1 &lt; 2 > 0"
+        b'<![CDATA[ a < b \' " > ]] ]]></body><subject a="q\'>"/></message>'
+    )
+    parser = XmlStreamParser()
+    parser.feed(HEADER)
+    events: list[StreamEvent] = []
+    for offset in range(0, len(stanza), chunk):
+        events += parser.feed(stanza[offset : offset + chunk])
+    (received,) = events
+    assert isinstance(received, StanzaReceived)
+    assert received.element.get("id") == 'x>y"z'
+    assert received.element.findtext("{jabber:client}body") == "1 < 2 > 0 a < b ' \" > ]] "
+    assert parser.statistics().held == 0
+
+
+@pytest.mark.parametrize("opening", [b"<!-- a comment ' ", b"<!DOCTYPE x", b"<!ENTITY"])
+def test_markup_declarations_are_refused_as_they_start(opening: bytes) -> None:
+    parser = XmlStreamParser()
+    parser.feed(HEADER)
+    with pytest.raises(StreamError) as caught:
+        feed_bytewise(parser, opening)
+    assert caught.value.condition is StreamCondition.RESTRICTED_XML

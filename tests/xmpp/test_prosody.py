@@ -10,12 +10,17 @@ import trio
 
 from gateway.xmpp import events as ev
 from gateway.xmpp.client import XmppClient
-from gateway.xmpp.connection import TlsHandshakeError, UpstreamConnection
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.manager import open_upstream_manager
-from gateway.xmpp.resolver import ServerAddress
-from gateway.xmpp.stanzas import MessageType, PresenceShow, RosterSubscription, SubscriptionKind
-from gateway.xmpp.tls import TrustStore, create_client_context
+from gateway.xmpp.net.connection import TlsHandshakeError, UpstreamConnection
+from gateway.xmpp.net.manager import open_upstream_manager
+from gateway.xmpp.net.resolver import ServerAddress
+from gateway.xmpp.net.tls import TrustStore, create_client_context
+from gateway.xmpp.stanzas import (
+    MessageStanzaType,
+    PresenceShow,
+    RosterSubscription,
+    SubscriptionKind,
+)
 from tests.conftest import MakePerson
 from tests.support.prosody import ProsodyServer
 from tests.xmpp.proxy import CuttableProxy
@@ -69,7 +74,7 @@ async def test_messages_both_ways(running_prosody: ProsodyServer, make_person: M
         assert got.body == "héllo from the gateway"
         assert got.thread == "t-1"
         assert got.subject == "s"
-        await session.send_message(person_jid, "normal one", type=MessageType.NORMAL)
+        await session.send_message(person_jid, "normal one", type=MessageStanzaType.NORMAL)
         assert (await person.next_message(sender=account.jid)).type == "normal"
 
         sent_id = await person.send_message(account.jid, "hello gateway", thread="t-2")

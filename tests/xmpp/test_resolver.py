@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.xmpp.connection import is_loopback
-from gateway.xmpp.manager import UpstreamSettings, backoff_delay
-from gateway.xmpp.resolver import ServerAddress, ServerResolver, SrvRecord, order_srv_records
+from gateway.xmpp.net.connection import is_loopback
+from gateway.xmpp.net.manager import UpstreamSettings, backoff_delay
+from gateway.xmpp.net.resolver import ServerAddress, ServerResolver, SrvRecord, order_srv_records
 
 
 def test_priority_first_then_weight() -> None:

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.xmpp.errors import AuthenticationFailed, LocalProtocolError
+from gateway.xmpp.errors import AuthenticationFailed, LocalXmppError
 from gateway.xmpp.sasl import (
+    DEFAULT_MAX_ITERATIONS,
+    SaltedPasswordCache,
     ScramClient,
     ScramState,
     decode_sasl_payload_untrusted,
@@ -103,7 +105,7 @@ def test_wrong_server_signature_fails(
         client.verify_server_final(b"v=" + base64.b64encode(bytes(signature)))
     assert caught.value.condition is None
     assert client.state is ScramState.FAILED
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.verify_server_final(server_final)  # terminal: no second chance
 
 
@@ -164,7 +166,7 @@ def test_bad_server_first(server_first: bytes) -> None:
     with pytest.raises(AuthenticationFailed):
         client.receive_server_first(server_first)
     assert client.state is ScramState.FAILED
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.receive_server_first(RFC5802_SERVER_FIRST)
 
 
@@ -179,12 +181,12 @@ def test_iteration_floor_is_configurable_and_extensions_are_ignored() -> None:
 
 def test_steps_out_of_order_are_local_errors() -> None:
     client = ScramClient("SCRAM-SHA-256", "user", "pencil")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.receive_server_first(RFC7677_SERVER_FIRST)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.verify_server_final(RFC7677_SERVER_FINAL)
     client.client_first()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         client.client_first()
 
 
@@ -204,7 +206,7 @@ def test_steps_out_of_order_are_local_errors() -> None:
 def test_bad_construction_is_local_misuse(arguments: dict[str, object]) -> None:
     values: dict[str, object] = {"mechanism": "SCRAM-SHA-1", "username": "u", "password": "p"}
     values.update(arguments)
-    with pytest.raises(LocalProtocolError) as caught:
+    with pytest.raises(LocalXmppError) as caught:
         ScramClient(**values)  # type: ignore[arg-type]
     assert "bell" not in str(caught.value)
 
@@ -240,7 +242,7 @@ def test_username_escaping_and_authzid() -> None:
 )
 def test_saslprep_rfc4013_examples(given: str, expected: str | None) -> None:
     if expected is None:
-        with pytest.raises(LocalProtocolError):
+        with pytest.raises(LocalXmppError):
             saslprep(given)
     else:
         assert saslprep(given) == expected
@@ -250,7 +252,7 @@ def test_saslprep_more() -> None:
     assert saslprep("pen\u00a0cil") == "pen cil"  # C.1.2 non-ASCII space -> SPACE
     assert saslprep("\u0627\u0628") == "\u0627\u0628"  # pure right-to-left is fine
     for refused in ["\ue000", "\U000e0001", "\u0221", "a\u200eb", "\u00ad"]:
-        with pytest.raises(LocalProtocolError):
+        with pytest.raises(LocalXmppError):
             saslprep(refused)  # private use, tag, unassigned in 3.2, LRM, empty after mapping
 
 
@@ -369,7 +371,7 @@ def test_plain_rfc4616_examples() -> None:
     ],
 )
 def test_plain_refuses_nul_and_empty(username: str, password: str, authzid: str | None) -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         plain_initial_response(username, password, authzid=authzid)
 
 
@@ -430,3 +432,72 @@ def test_sasl_payload_decoding_is_total(text: str) -> None:
     except AuthenticationFailed:
         return
     assert decoded is None or isinstance(decoded, bytes)
+
+
+# -- the cost of Hi(): a ceiling, a cache, and a derivation the adapter may run elsewhere ----------
+
+
+def _server_first_with(iterations: int) -> bytes:
+    return RFC7677_SERVER_FIRST.replace(b"i=4096", b"i=%d" % iterations)
+
+
+def test_default_iteration_ceiling_refuses_what_a_hostile_server_asks() -> None:
+    assert DEFAULT_MAX_ITERATIONS == 100_000
+    client = ScramClient("SCRAM-SHA-256", "user", "pencil", client_nonce=RFC7677_CLIENT_NONCE)
+    client.client_first()
+    with pytest.raises(AuthenticationFailed, match="above the ceiling"):
+        client.begin_server_first(_server_first_with(1_000_000))
+    assert client.state is ScramState.FAILED
+    raised = ScramClient(
+        "SCRAM-SHA-256", "user", "pencil", client_nonce=RFC7677_CLIENT_NONCE,
+        max_iterations=1_000_000, cache=None,
+    )  # fmt: skip
+    raised.client_first()
+    assert raised.begin_server_first(_server_first_with(1_000_000)) is not None
+
+
+def test_a_relogin_with_the_same_salt_costs_no_key_derivation() -> None:
+    cache = SaltedPasswordCache()
+    finals = []
+    derivations = []
+    for _ in range(3):
+        client = ScramClient(
+            "SCRAM-SHA-256", "user", "pencil", client_nonce=RFC7677_CLIENT_NONCE, cache=cache
+        )
+        client.client_first()
+        derivation = client.begin_server_first(RFC7677_SERVER_FIRST)
+        derivations.append(derivation)
+        finals.append(
+            client.finish_server_first(None if derivation is None else derivation.derive())
+        )
+        client.verify_server_final(RFC7677_SERVER_FINAL)
+    assert finals == [RFC7677_CLIENT_FINAL] * 3
+    assert derivations[0] is not None
+    assert derivations[1:] == [None, None]
+    assert (cache.misses, cache.hits) == (1, 2)  # one miss, then one look-up per exchange
+    # Another salt or another password is another entry, never a wrong key.
+    other = ScramClient(
+        "SCRAM-SHA-256", "user", "pencil2", client_nonce=RFC7677_CLIENT_NONCE, cache=cache
+    )
+    other.client_first()
+    assert other.begin_server_first(RFC7677_SERVER_FIRST) is not None
+    assert "pencil" not in repr(cache)
+    assert "pencil" not in repr(derivations[0])
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = SaltedPasswordCache(max_entries=2)
+    for index in range(3):
+        cache.put(("SCRAM-SHA-256", f"pw{index}", b"salt", 4096), b"k%d" % index)
+    assert len(cache) == 2
+    assert cache.get(("SCRAM-SHA-256", "pw0", b"salt", 4096)) is None
+
+
+def test_finish_without_a_key_or_a_cached_one_is_local_misuse() -> None:
+    client = ScramClient(
+        "SCRAM-SHA-256", "user", "pencil", client_nonce=RFC7677_CLIENT_NONCE, cache=None
+    )
+    client.client_first()
+    assert client.begin_server_first(RFC7677_SERVER_FIRST) is not None
+    with pytest.raises(LocalXmppError):
+        client.finish_server_first(None)

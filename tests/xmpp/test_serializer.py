@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.xmpp.errors import STREAM_NS, XML_LANG, LocalProtocolError, StreamError
+from gateway.xmpp.errors import STREAM_NS, XML_LANG, LocalXmppError, StreamError
 from gateway.xmpp.parser import StanzaReceived, StreamClosed, StreamOpened, XmlStreamParser
 from gateway.xmpp.serializer import STREAM_CLOSE, serialize, stream_header
 from tests.xmpp.test_parser import canonical
@@ -130,7 +130,7 @@ def test_stream_header_options() -> None:
         b'<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" '
         b'id="++TR84Sm6A3hnt3Q065SnAbbk3Y=" version="1.0">'
     )
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         stream_header(namespace=STREAM_NS)
 
 
@@ -151,7 +151,7 @@ def test_stream_header_options() -> None:
     ],
 )
 def test_unserializable_elements_are_local_errors(element: ET.Element) -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         serialize(element)
 
 
@@ -159,14 +159,14 @@ def test_unserializable_elements_are_local_errors(element: ET.Element) -> None:
 def test_characters_xml_cannot_carry(text: str) -> None:
     message = ET.Element("{jabber:client}message")
     ET.SubElement(message, "{jabber:client}body").text = f"a{text}b"
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         serialize(message)
 
 
 def test_comment_child_is_refused() -> None:
     message = ET.Element("{jabber:client}message")
     message.append(ET.Comment("x"))
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         serialize(message)
 
 
@@ -174,12 +174,12 @@ def test_too_deep_to_serialize_is_a_local_error() -> None:
     root = element = ET.Element("{jabber:client}message")
     for _ in range(5000):
         element = ET.SubElement(element, "{jabber:client}x")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         serialize(root)
 
 
 def test_serialize_takes_elements_only() -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalXmppError):
         serialize(b"<message/>")  # type: ignore[arg-type]
 
 

@@ -11,9 +11,9 @@ import trio
 from gateway.xmpp import events as ev
 from gateway.xmpp.client import ClientConfig
 from gateway.xmpp.jid import Jid
-from gateway.xmpp.manager import UpstreamManager, UpstreamSettings, open_upstream_manager
-from gateway.xmpp.resolver import ServerAddress
-from gateway.xmpp.tls import TrustStore
+from gateway.xmpp.net.manager import UpstreamManager, UpstreamSettings, open_upstream_manager
+from gateway.xmpp.net.resolver import ServerAddress
+from gateway.xmpp.net.tls import TrustStore
 from tests.support.prosody import Account, ProsodyServer
 
 TIMEOUT = 20.0  # seconds of real time to wait for an event, never slept
@@ -45,11 +45,11 @@ async def manager_for(
 class EventLog:
     """Reads a session's events; ``wait_for`` returns the first of a type, keeping the rest."""
 
-    def __init__(self, channel: trio.MemoryReceiveChannel[ev.SessionEvent]) -> None:
+    def __init__(self, channel: trio.MemoryReceiveChannel[ev.UpstreamSessionEvent]) -> None:
         self.channel = channel
-        self.seen: list[ev.SessionEvent] = []
+        self.seen: list[ev.UpstreamSessionEvent] = []
 
-    async def wait_for(self, kind: type, *, timeout: float = TIMEOUT) -> ev.SessionEvent:
+    async def wait_for(self, kind: type, *, timeout: float = TIMEOUT) -> ev.UpstreamSessionEvent:
         with trio.fail_after(timeout):
             while True:
                 for index, event in enumerate(self.seen):
@@ -57,5 +57,5 @@ class EventLog:
                         return self.seen.pop(index)
                 self.seen.append(await self.channel.receive())
 
-    def of(self, kind: type) -> list[ev.SessionEvent]:
+    def of(self, kind: type) -> list[ev.UpstreamSessionEvent]:
         return [e for e in self.seen if isinstance(e, kind)]

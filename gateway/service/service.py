@@ -1,0 +1,653 @@
+"""The running gateway: device listeners, one upstream session and relay per enrolled device.
+
+Theory of operation. :class:`GatewayService` is the trio composition of the pieces (issue 12
+point 4, transparent mode). From a validated :class:`~gateway.config.Configuration` and an open
+:class:`~gateway.store.GatewayStore` it:
+
+1. loads the gateway's EDHOC identity and its S/MIME CA;
+2. restores the session layer's ticket key ring from the store's named blob
+   :data:`TICKET_RING_BLOB` (or makes one) and saves it back at once (the restore rotated it),
+   after every accepted resumption and at shutdown;
+3. takes a snapshot of the device registry (:class:`~gateway.service.registry.DeviceRegistry`),
+   which EDHOC's credential lookup reads: only enrolled devices have a credential, so a revoked
+   device's handshake fails; its resumption (no credential involved) is closed on arrival;
+4. opens one upstream XMPP session per enrolled device *at start*, not at the device's first
+   session: a device that sleeps through a gateway restart must still appear available to its
+   watchers and have what is sent to it collected, which needs the session before the device
+   speaks. Sessions are kept while the device sleeps (the relay sets CSI inactive);
+5. runs one :class:`~gateway.service.binding.DeviceBinding` per device (its relay and executor) in
+   its own task scope, fed by the listeners' session events through a bounded inbox per device;
+6. starts the UDP and TCP listeners of the configuration, and re-reads the registry every
+   ``registry_refresh`` seconds: new devices get a binding, revoked ones lose their session,
+   binding and upstream at once.
+
+:meth:`GatewayService.request_stop` (the CLI calls it on SIGTERM/SIGINT) drains the gateway:
+:attr:`GatewayService.draining` turns true at once (readiness reports it), new handshakes are
+refused, the listeners stop (each says Close to its sessions), the bindings stop (each has kept
+its upstream stream's XEP-0198 resumption checkpoint in the store as it released
+acknowledgements), every upstream stream is closed cleanly and the ticket ring is saved, all
+within ``[gateway] drain_timeout`` seconds; the caller then closes the store, which commits
+what was submitted.
+
+The operations side (metrics, readiness, the status page, the admin socket) is mounted in the
+same nursery by :mod:`gateway.service.ops`, which reads this object's tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from gateway import edhoc
+from gateway.config import Configuration, UpstreamDomain, load_gateway_identity
+from gateway.impp import ImppAddress
+from gateway.observability import bind_context
+from gateway.relay import DeviceRelay, OnBehalfDeviceSigner, RelayConfig
+from gateway.relay.xmpp_upstream import stanza_verifier
+from gateway.service.binding import (
+    DeviceBinding,
+    DeviceLink,
+    next_incoming_blob,
+    stored_resumption,
+)
+from gateway.service.ops import start_operations
+from gateway.service.registry import DeviceRegistry, EnrolledDevice
+from gateway.session import (
+    ChannelConfig,
+    DeviceSessionEstablished,
+    DeviceSessionResumed,
+    EdhocResponder,
+    GatewayConfig,
+    GatewaySessions,
+    SessionClosed,
+    TicketKeyRing,
+    TicketRingFileError,
+    WireCodec,
+)
+from gateway.signing import CertificateAuthority, E2eVerifier, OnBehalfSigner
+from gateway.signing.keyfiles import read_protected_file
+from gateway.store import GatewayStore, QueueKind, StoreError, UpstreamCredential
+from gateway.transport import DeviceSessionEvent, TcpListener, UdpEndpoint
+from gateway.transport._internal_errors import InternalErrors
+from gateway.wire import MissedSummary
+from gateway.xmpp import ClientConfig, Jid, JidError, LocalXmppError, ScramCredential
+from gateway.xmpp.net import (
+    ServerAddress,
+    TrustStore,
+    UpstreamManager,
+    UpstreamSession,
+    UpstreamSettings,
+    open_upstream_manager,
+)
+
+__all__ = [
+    "DEFAULT_DEVICE_INBOX",
+    "DEFAULT_REGISTRY_REFRESH",
+    "TICKET_RING_BLOB",
+    "GatewayService",
+    "ServiceAddresses",
+]
+
+TICKET_RING_BLOB = "session/ticket-key-ring"
+DEFAULT_REGISTRY_REFRESH = 5.0  # seconds between registry re-reads: how late a revocation bites
+DEFAULT_DEVICE_INBOX = (
+    64  # session events waiting for one device's binding before its listener waits
+)
+DEFAULT_MANAGER = ""  # the upstream manager of domains without a table of their own
+UPSTREAM_RESOURCE = "impp-gateway"  # the XMPP resource the gateway binds for each device
+
+logger = logging.getLogger("gateway.service")
+
+
+@dataclass(frozen=True)
+class ServiceAddresses:
+    """The bound addresses of the listeners (what ``task_status.started`` reports), and of the
+    operations endpoint and admin socket when they are mounted."""
+
+    udp: tuple[Any, ...]
+    tcp: tuple[Any, ...]
+    metrics_port: int | None = None
+    admin_socket: Path | None = None
+
+
+@dataclass
+class _Listener:
+    name: str
+    facade: UdpEndpoint | TcpListener
+    core: GatewaySessions
+
+
+@dataclass
+class _Bound:
+    device: EnrolledDevice
+    binding: DeviceBinding
+    inbox: trio.MemorySendChannel[tuple[DeviceLink, object]]
+    account: Jid
+    verifier: E2eVerifier
+    links: set[tuple[int, bytes]] = field(default_factory=set)
+    last_activity: float | None = None  # trio time the device was last heard from
+
+
+class GatewayService:
+    """The long-running gateway (see the module docstring)."""
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        store: GatewayStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        registry_refresh: float = DEFAULT_REGISTRY_REFRESH,
+    ) -> None:
+        self.configuration = configuration
+        self.store = store
+        self.clock = clock
+        self.registry_refresh = registry_refresh
+        self.registry = DeviceRegistry()
+        self.counters: dict[str, int] = {}
+        self._errors = InternalErrors(self.counters, logger)
+        self._stop = trio.Event()
+        self._counted = trio.Event()
+        self._bound: dict[bytes, _Bound] = {}
+        self._links: dict[tuple[int, bytes], bytes] = {}
+        self._listeners: list[_Listener] = []
+        self._managers: dict[str, UpstreamManager] = {}
+        self._nursery: trio.Nursery | None = None
+        self._ticket_keys: TicketKeyRing | None = None
+        self._ca: CertificateAuthority | None = None
+        self._on_behalf = OnBehalfSigner()
+        self.draining = False  # true from request_stop on: readiness says so, handshakes refused
+        self.listening = False  # true once every listener is bound, until the drain stops them
+        self.started_at = 0.0  # trio time serve() began (uptime)
+        self.verifiers: dict[bytes, E2eVerifier] = {}  # by kid, for the signature metrics
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to drain and shut down (see the module docstring)."""
+        self.draining = True
+        self._stop.set()
+
+    @property
+    def listeners(self) -> list[_Listener]:
+        """The running device listeners (name, transport facade, session core)."""
+        return list(self._listeners)
+
+    @property
+    def managers(self) -> dict[str, UpstreamManager]:
+        """The upstream connection managers by domain ("" for the default one)."""
+        return dict(self._managers)
+
+    @property
+    def bound(self) -> dict[bytes, _Bound]:
+        """Every bound device by kid: binding, account, links, last activity."""
+        return dict(self._bound)
+
+    def upstream_session(self, account: Jid) -> UpstreamSession | None:
+        """The upstream session of ``account``, if its manager holds one."""
+        return self._manager(self._domain(account.domain)).sessions.get(account.bare)
+
+    async def close_device_session(self, kid: bytes) -> bool:
+        """End every live session of the device ``kid`` (it hears Close); False if none."""
+        bound = self._bound.get(kid)
+        if bound is None or not bound.links:
+            return False
+        for index, connection_id in list(bound.links):
+            listener = self._listeners[index]
+            listener.core.close_session(connection_id, trio.current_time())
+            await listener.facade.driver.flush()
+        logger.info("%s: session closed by the operator", bound.binding.name)
+        return True
+
+    def bindings(self) -> dict[bytes, DeviceBinding]:
+        """The live bindings by device kid (for tests and statistics)."""
+        return {kid: bound.binding for kid, bound in self._bound.items()}
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[ServiceAddresses] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run until :meth:`request_stop`; ``task_status`` gets the listeners' addresses."""
+        configuration = self.configuration
+        self.started_at = trio.current_time()
+        identity = load_gateway_identity(
+            configuration.edhoc.key_file, configuration.edhoc.credential_file
+        )
+        passphrase = None
+        if configuration.signing.passphrase_file is not None:
+            passphrase = read_protected_file(configuration.signing.passphrase_file).strip()
+        self._ca = CertificateAuthority.load(configuration.signing.ca_dir, passphrase=passphrase)
+        self._ticket_keys = await self._restore_ticket_keys()
+        self.registry.replace(await self.store.list_devices())
+        # The operations side (readiness, metrics, admin) outlives the drain, so a load
+        # balancer and an operator see "draining" until the very end.
+        async with trio.open_nursery() as operations:
+            drain = trio.CancelScope()  # its deadline is set when the drain begins
+            with drain:
+                await self._serve_until_drained(identity, drain, operations, task_status)
+                await self._save_ticket_keys()
+            if drain.cancelled_caught:
+                self._count("drain-timed-out")
+                logger.warning(
+                    "drain timed out after %gs: the rest was cancelled",
+                    configuration.gateway.drain_timeout,
+                )
+            operations.cancel_scope.cancel()
+        logger.info("stopped")
+
+    async def _serve_until_drained(
+        self,
+        identity: edhoc.Credential,
+        drain: trio.CancelScope,
+        operations: trio.Nursery,
+        task_status: trio.TaskStatus[ServiceAddresses],
+    ) -> None:
+        configuration = self.configuration
+        async with AsyncExitStack() as stack:
+            # Managers first, outside the nursery that runs the bindings (trio nests scopes):
+            # one per configured domain, and one for every other domain (SRV, default trust).
+            for domain in (*configuration.upstream.domains, self._domain(DEFAULT_MANAGER)):
+                self._managers[domain.domain] = await stack.enter_async_context(
+                    open_upstream_manager(_settings(domain))
+                )
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for device in self.registry.devices():
+                    await self._bind(device)
+                addresses = await self._start_listeners(nursery, identity)
+                self.listening = True
+                nursery.start_soon(self._refresh_loop)
+                addresses = await start_operations(self, operations, addresses)
+                logger.info(
+                    "gateway running: %d enrolled devices, udp %s, tcp %s",
+                    len(self._bound),
+                    ", ".join(_address(a) for a in addresses.udp) or "none",
+                    ", ".join(_address(a) for a in addresses.tcp) or "none",
+                )
+                task_status.started(addresses)
+                await self._stop.wait()
+                drain.deadline = trio.current_time() + configuration.gateway.drain_timeout
+                logger.info("draining: closing device sessions")
+                self.listening = False
+                for listener in self._listeners:
+                    await listener.facade.aclose()
+                for bound in self._bound.values():
+                    bound.binding.stop()
+                nursery.cancel_scope.cancel()
+            self._nursery = None
+            logger.info("draining: closing upstream sessions")
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    async def _restore_ticket_keys(self) -> TicketKeyRing:
+        blob = await self.store.get_blob(TICKET_RING_BLOB)
+        ring = TicketKeyRing()
+        if blob is not None:
+            try:
+                ring = TicketKeyRing.from_bytes(blob, trio.current_time())
+                logger.info("ticket key ring restored from the store")
+            except TicketRingFileError:
+                logger.warning("stored ticket key ring unreadable: a fresh one is used")
+        self._ticket_keys = ring
+        await self._save_ticket_keys()
+        return ring
+
+    async def _save_ticket_keys(self) -> None:
+        if self._ticket_keys is not None:
+            await self.store.put_blob(
+                TICKET_RING_BLOB, self._ticket_keys.to_bytes(), now=self.clock()
+            )
+
+    async def _start_listeners(
+        self, nursery: trio.Nursery, identity: edhoc.Credential
+    ) -> ServiceAddresses:
+        assert self._ticket_keys is not None
+        limits = self.configuration.limits
+
+        def responder(connection_id: bytes) -> EdhocResponder:
+            return EdhocResponder(
+                edhoc.Responder(
+                    suites=[edhoc.CipherSuite.SUITE_2],
+                    c_r=connection_id,
+                    credential=identity,
+                    credential_lookup=self._lookup_unless_draining,
+                )
+            )
+
+        def core(stream: bool) -> GatewaySessions:
+            config = GatewayConfig(
+                channel=ChannelConfig(stream=stream),
+                max_sessions=limits.max_sessions,
+                max_handshakes=limits.max_handshakes,
+                max_handshakes_per_host=limits.max_handshakes_per_host,
+                handshake_timeout=limits.handshake_timeout,
+                idle_timeout=limits.idle_timeout,
+            )
+            return GatewaySessions(
+                handshake_factory=responder,
+                codec=WireCodec(),
+                ticket_keys=self._ticket_keys or TicketKeyRing(),
+                config=config,
+            )
+
+        udp: list[Any] = []
+        tcp: list[Any] = []
+        for address in self.configuration.listen.udp:
+            udp_core = core(False)
+            endpoint = UdpEndpoint(udp_core, host=address.host, port=address.port)
+            bound = await nursery.start(endpoint.serve)
+            udp.append(bound)
+            self._listeners.append(_Listener(f"udp {_address(bound)}", endpoint, udp_core))
+        for address in self.configuration.listen.tcp:
+            tcp_core = core(True)
+            listener = TcpListener(tcp_core, host=address.host, port=address.port)
+            bound = await nursery.start(listener.serve)
+            tcp.append(bound)
+            self._listeners.append(_Listener(f"tcp {_address(bound)}", listener, tcp_core))
+        for index in range(len(self._listeners)):
+            nursery.start_soon(self._listener_loop, index)
+        return ServiceAddresses(tuple(udp), tuple(tcp))
+
+    # -- bindings ---------------------------------------------------------------------------------
+
+    async def _bind(self, device: EnrolledDevice) -> None:
+        """Build the device's relay from the store, open its upstream session, start it."""
+        assert self._nursery is not None
+        assert self._ca is not None
+        record = device.record
+        name = f"device 0x{record.kid.hex()}"
+        try:
+            account = Jid.parse_untrusted(record.account_jid).bare
+        except JidError:
+            self._count("device-account-invalid")
+            logger.warning("%s: its account address is not valid; not bound", name)
+            return
+        try:
+            relay = await self._relay_for(device, account)
+        except StoreError as exc:
+            self._count("bind-store-error")
+            logger.warning("%s: cannot read its state (%s); not bound", name, type(exc).__name__)
+            return
+        upstream = await self._open_upstream(name, account)
+        binding = DeviceBinding(kid=record.kid, relay=relay, store=self.store, upstream=upstream)
+        send, receive = trio.open_memory_channel[tuple[DeviceLink, object]](DEFAULT_DEVICE_INBOX)
+        verifier = self.verifiers[record.kid]
+        self._bound[record.kid] = _Bound(device, binding, send, account, verifier)
+        self._nursery.start_soon(self._run_binding, binding, receive, account)
+        logger.info("%s: bound to %s", name, account)
+
+    async def _relay_for(self, device: EnrolledDevice, account: Jid) -> DeviceRelay:
+        assert self._ca is not None
+        kid = device.record.kid
+        now = self.clock()
+        aliases: dict[Jid, int] = {}
+        for alias in await self.store.aliases(kid):
+            try:
+                aliases[Jid.parse_untrusted(alias.contact_jid).bare] = alias.alias
+            except JidError:
+                self._count("alias-invalid")
+        version_text = await self.store.get_roster_version(kid)
+        version = int(version_text) if version_text and version_text.isdigit() else 0
+        next_text = await self.store.get_blob(next_incoming_blob(kid))
+        next_id = int(next_text) if next_text and next_text.isdigit() else 0
+        queued = await self.store.device_queue(
+            kid, now=now, limit=self.configuration.limits.queue_length
+        )
+        kinds = [item.kind for item in queued]
+        summary = MissedSummary(
+            messages=kinds.count(QueueKind.MESSAGE),
+            delivery_reports=kinds.count(QueueKind.REPORT),
+            presence_notifications=kinds.count(QueueKind.PRESENCE),
+            subscription_requests=kinds.count(QueueKind.SUBSCRIPTION),
+        )
+        # The device's S/MIME signing credential is issued per run: the store has no place for
+        # it yet (docs/service.md, "Not done yet"); the person's client trusts the CA, not it.
+        credential = self._ca.enroll(ImppAddress.parse(str(account)), now=now)
+        verifier = E2eVerifier(self._ca.trust_store())
+        self.verifiers[kid] = verifier
+        return DeviceRelay(
+            account,
+            config=RelayConfig(message_id_prefix=f"gw-{secrets.token_hex(3)}-"),
+            signer=OnBehalfDeviceSigner(self._on_behalf, credential),
+            verifier=stanza_verifier(verifier, account),
+            aliases=aliases,
+            contact_list_version=version,
+            next_incoming_id=next_id,
+            queued_summary=summary,
+        )
+
+    async def _open_upstream(self, name: str, account: Jid) -> UpstreamSession | None:
+        credential = await self.store.get_credential(str(account))
+        scram = _scram_credential(credential)
+        if credential is None or (scram is None and credential.password is None):
+            self._count("upstream-credential-unusable")
+            logger.warning(
+                "%s: no usable credential stored for %s (enroll the account again); "
+                "no upstream session",
+                name,
+                account,
+            )
+            return None
+        domain = self._domain(account.domain)
+        manager = self._manager(domain)
+        config = ClientConfig(
+            jid=account,
+            password=credential.password,
+            scram_credential=scram,
+            resource=UPSTREAM_RESOURCE,
+            allow_plaintext=domain.allow_plaintext,
+            max_stanza_size=domain.max_stanza_size,
+            defer_inbound_acks=True,  # acknowledged once committed (binding.py)
+        )
+        resume = await stored_resumption(self.store, config)
+        return await manager.open_session(config, resume=resume)
+
+    def _domain(self, name: str) -> UpstreamDomain:
+        upstream = self.configuration.upstream
+        for domain in upstream.domains:
+            if domain.domain == name:
+                return domain
+        return UpstreamDomain(name, trust=upstream.trust, max_stanza_size=upstream.max_stanza_size)
+
+    def _manager(self, domain: UpstreamDomain) -> UpstreamManager:
+        """The connection manager of ``domain``: its own if configured, else the default one."""
+        return self._managers.get(domain.domain) or self._managers[DEFAULT_MANAGER]
+
+    async def _run_binding(
+        self,
+        binding: DeviceBinding,
+        inbox: trio.MemoryReceiveChannel[tuple[DeviceLink, object]],
+        account: Jid,
+    ) -> None:
+        """The binding's own tasks and its inbox, in one task scope; failures are contained.
+
+        The device's kid and account are bound to this task's logging context first, so every
+        line its tasks log names them (the tasks started here copy the context).
+        """
+        bind_context(kid=binding.kid, account=str(account))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._contained, binding.run, f"binding {binding.name}")
+
+            async def consume() -> None:
+                async for link, event in inbox:
+                    if isinstance(event, DeviceSessionEstablished | DeviceSessionResumed):
+                        await binding.attach(link)
+                    elif isinstance(event, SessionClosed):
+                        await binding.detach(link)
+                    else:
+                        await binding.device_event(link, event)
+
+            nursery.start_soon(self._contained, consume, f"inbox {binding.name}")
+            await binding.stopped.wait()
+            nursery.cancel_scope.cancel()
+
+    async def _contained(self, task: Callable[[], Any], what: str) -> None:
+        try:
+            await task()
+        except Exception as exc:
+            self._errors.record(f"task-failed {what}", exc)
+
+    async def _unbind(self, kid: bytes) -> None:
+        bound = self._bound.pop(kid, None)
+        if bound is None:
+            return
+        for index, connection_id in list(bound.links):
+            self._links.pop((index, connection_id), None)
+            listener = self._listeners[index]
+            listener.core.close_session(connection_id, trio.current_time())
+            await listener.facade.driver.flush()
+        bound.binding.stop()
+        bound.inbox.close()
+        self.verifiers.pop(kid, None)
+        manager = self._manager(self._domain(bound.account.domain))
+        if manager is not None:
+            await manager.close_session(bound.account)
+        logger.info("device 0x%s: unbound (revoked or removed)", kid.hex())
+
+    # -- the registry -----------------------------------------------------------------------------
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await trio.sleep(self.registry_refresh)
+            try:
+                await self.refresh_registry()
+            except StoreError as exc:
+                self._count("registry-refresh-failed")
+                logger.warning("registry refresh failed: %s", type(exc).__name__)
+
+    async def refresh_registry(self) -> None:
+        """Re-read the registry: bind new devices, unbind revoked ones (their sessions end).
+
+        Before :meth:`serve` has started (or after it ended) there is nothing to act on.
+        """
+        if self._nursery is None or self._stop.is_set():
+            return
+        self.registry.replace(await self.store.list_devices())
+        enrolled = {device.record.kid: device for device in self.registry.devices()}
+        for kid in [kid for kid in self._bound if kid not in enrolled]:
+            await self._unbind(kid)
+        for kid, device in enrolled.items():
+            if kid not in self._bound:
+                await self._bind(device)
+
+    # -- session events ---------------------------------------------------------------------------
+
+    async def _listener_loop(self, index: int) -> None:
+        listener = self._listeners[index]
+        async for item in listener.facade.events:
+            try:
+                await self._route(index, listener, item)
+            except Exception as exc:
+                self._errors.record("route-failed", exc)
+
+    async def _route(self, index: int, listener: _Listener, item: DeviceSessionEvent) -> None:
+        event = item.event
+        key = (index, item.connection_id)
+        if isinstance(event, DeviceSessionEstablished | DeviceSessionResumed):
+            device = self.registry.by_identity(event.peer_identity)
+            bound = self._bound.get(device.record.kid) if device is not None else None
+            what = "resumed" if isinstance(event, DeviceSessionResumed) else "established"
+            if self.draining:
+                self._count("session-refused-draining")
+                logger.info("%s: session %s while draining: closed", listener.name, what)
+                listener.core.close_session(item.connection_id, trio.current_time())
+                await listener.facade.driver.flush()
+                return
+            if bound is None:
+                self._count("session-refused")
+                logger.warning(
+                    "%s: session %s by identity 0x%s refused (not enrolled, or revoked)",
+                    listener.name,
+                    what,
+                    event.peer_identity.hex(),
+                )
+                listener.core.close_session(item.connection_id, trio.current_time())
+                await listener.facade.driver.flush()
+                return
+            if isinstance(event, DeviceSessionResumed):
+                await self._save_ticket_keys()
+            self._links[key] = bound.device.record.kid
+            bound.links.add(key)
+            self._count(f"session-{what}")
+            logger.info("%s: session %s via %s", bound.binding.name, what, listener.name)
+        kid = self._links.get(key)
+        if kid is None:
+            return
+        bound = self._bound.get(kid)
+        if bound is None:
+            return
+        bound.last_activity = trio.current_time()
+        if isinstance(event, SessionClosed):
+            self._links.pop(key, None)
+            bound.links.discard(key)
+            self._count("session-closed")
+            logger.info("%s: session closed (%s)", bound.binding.name, event.reason)
+        link = DeviceLink(listener.facade, listener.name, item.connection_id)
+        try:
+            await bound.inbox.send((link, event))
+        except trio.ClosedResourceError:
+            self._count("event-after-unbind")
+
+    def _count(self, reason: str) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+        self._counted.set()
+        self._counted = trio.Event()
+
+    async def wait_for_counters(self, predicate: Callable[[dict[str, int]], bool]) -> None:
+        """Return once ``predicate(counters)`` holds, checked after each count (callers bound
+        the wait); for tests and tools that act on what the service did."""
+        while not predicate(self.counters):
+            await self._counted.wait()
+
+    def _lookup_unless_draining(self, id_cred: edhoc.IdCred) -> edhoc.Credential | None:
+        """EDHOC's credential lookup; none while draining, so no new handshake completes."""
+        if self.draining:
+            self._count("handshake-refused-draining")
+            return None
+        return self.registry.lookup(id_cred)
+
+
+def _settings(domain: UpstreamDomain) -> UpstreamSettings:
+    """Connection settings for one account domain: its server address and its trust."""
+    static: dict[str, list[ServerAddress]] = {}
+    if domain.server_host is not None:
+        static[domain.domain] = [ServerAddress(domain.server_host, domain.server_port or 5222)]
+    return UpstreamSettings(
+        trust=TrustStore(
+            ca_file=domain.trust.ca_file, use_system_store=domain.trust.ca_file is None
+        ),
+        static_hosts=static,
+    )
+
+
+def _address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _scram_credential(credential: UpstreamCredential | None) -> ScramCredential | None:
+    """The stored SCRAM secret as the XMPP client takes it, or None (PLAIN, or a malformed row).
+
+    Enrollment stores SCRAM's SaltedPassword, salt and iteration count rather than the password
+    (docs/store.md); the client answers the server's challenge from it without PBKDF2.
+    """
+    if credential is None or credential.hash_name not in ("SHA-256", "SHA-1"):
+        return None
+    try:
+        return ScramCredential(
+            credential.hash_name,
+            credential.salt,
+            credential.iterations,
+            credential.salted_password,
+        )
+    except LocalXmppError:
+        return None

@@ -1,0 +1,1 @@
+"""Tests of the strict CBOR core shared by every protocol package."""

@@ -1,0 +1,1 @@
+"""Tests of enrollment: provisioning files, ``enroll`` and ``devices`` against a real Prosody."""

@@ -1,0 +1,1 @@
+"""Tests package (so test modules in different folders may share names)."""
