@@ -36,7 +36,7 @@ from gateway.xmpp.net.connection import (
 )
 from gateway.xmpp.net.resolver import ServerAddress, ServerResolver
 from gateway.xmpp.net.tls import TrustStore, create_client_context
-from gateway.xmpp.sasl import ScramCredential
+from gateway.xmpp.sasl import ScramCredential, StaleScramCredential
 
 __all__ = [
     "DEFAULT_LOGIN_TIMEOUT",
@@ -63,6 +63,7 @@ class LoginProblem(enum.Enum):
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"
     NOT_CONFIGURED = "not-configured"
+    STALE_CREDENTIAL = "stale-credential"
 
 
 class LoginError(Exception):
@@ -113,14 +114,17 @@ def _table(upstream: UpstreamDomain) -> str:
 async def check_login(
     upstream: UpstreamDomain,
     jid: Jid,
-    password: str,
+    password: str | None,
     *,
+    credential: ScramCredential | None = None,
     time_limit: float = DEFAULT_LOGIN_TIMEOUT,
     resolver: ServerResolver | None = None,
 ) -> LoginResult:
     """Log in to ``jid``'s server as ``upstream`` says, bind, close; raise :class:`LoginError`.
 
-    For SCRAM the result carries what the exchange proved (``XmppClient.scram_credential()``).
+    The login uses ``password``, or the stored SCRAM ``credential`` (enrollment's result, which
+    answers the server without the password while its salt and iteration count hold). For SCRAM
+    the result carries what the exchange proved (``XmppClient.scram_credential()``).
     """
     if resolver is None:
         static: dict[str, Sequence[ServerAddress]] = {}
@@ -140,6 +144,7 @@ async def check_login(
     config = ClientConfig(
         jid=jid,
         password=password,
+        scram_credential=credential,
         allow_plaintext=upstream.allow_plaintext,
         stream_management=False,
         max_stanza_size=upstream.max_stanza_size,
@@ -185,6 +190,12 @@ async def check_login(
 
 def _failure(error: XmppError | None, upstream: UpstreamDomain, jid: Jid) -> LoginError:
     """The login ended before SASL succeeded: say why and what to do."""
+    if isinstance(error, StaleScramCredential):
+        return LoginError(
+            LoginProblem.STALE_CREDENTIAL,
+            f"the server of {jid.domain} has re-salted {jid}: {error}; enroll it again with "
+            f"'impp-gateway enroll --jid {jid} --password-file FILE'",
+        )
     if isinstance(error, AuthenticationFailed) and error.condition is None:
         # Our side refused: the server's SCRAM proof (v=) was missing or wrong, or it broke the
         # exchange; it never said the password was wrong.

@@ -516,7 +516,7 @@ class UpstreamManager:
             config,
             self.settings,
             self.resolver,
-            rng=random.Random(self._rng.random()),  # noqa: S311
+            rng=random.Random(self._rng.random()),  # noqa: S311 - jitter only
             client_factory=self._client_factory,
             connector=self._connector,
             resume=resume,
