@@ -23,13 +23,8 @@ slixmpp helper).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
-import hashlib
-import io
-import secrets
-import socket
 import statistics
 import tempfile
 import time
@@ -43,26 +38,18 @@ import trio
 from bench._framework import Report, Table
 from bench.store import _file_system
 from device_sim.domain_server import Account, ProsodyServer, running_prosody
+from device_sim.harness import (
+    EnrolledDevice,
+    RunningGateway,
+    device_session,
+    enroll,
+    make_gateway_home,
+    open_gateway_store,
+    serving_gateway,
+    upstream_ready,
+)
 from gateway import wire
-from gateway.cli import main as gateway_cli
-from gateway.config import (
-    DEFAULT_DEVICE_PORT,
-    Configuration,
-    load_configuration,
-    load_gateway_identity,
-)
-from gateway.edhoc import CipherSuite, Credential, Curve, IdCred, Initiator, Method
-from gateway.service import GatewayService, ServiceAddresses
-from gateway.session import (
-    ChannelConfig,
-    DeviceSession,
-    DeviceSessionEstablished,
-    EdhocInitiator,
-    OperationReceived,
-    SessionClosed,
-    WireCodec,
-)
-from gateway.store import DeviceRecord, GatewayStore, UpstreamCredential, open_sqlite_store
+from gateway.session import DeviceSessionEstablished, OperationReceived, SessionClosed
 from gateway.transport import DeviceDriver, run_device_over_udp
 from gateway.xmpp import events as ev
 from gateway.xmpp.client import ClientConfig, XmppClient
@@ -79,113 +66,6 @@ from gateway.xmpp.net.tls import TrustStore
 DESCRIPTION = "relay end to end: latency both ways, msgs/s vs straight to Prosody, RSS per device"
 
 WAIT = 60.0  # seconds of real time any one phase may take before the run is declared broken
-SCRAM_ITERATIONS = 4096  # RFC 7677 §4 minimum
-
-
-# -- the gateway directory and enrolment (as tests/service/conftest.py does it) --------------------
-
-
-def _free_port() -> int:
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no loopback port free for both UDP and TCP")
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    if text.count(old) != 1:
-        raise RuntimeError(f"{old!r} occurs {text.count(old)} times in {path}")
-    path.write_text(text.replace(old, new))
-
-
-def _make_gateway_home(directory: Path, prosody: ProsodyServer) -> Path:
-    """``impp-gateway init`` for the Prosody's domain, a free listener port, upstream set."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        if gateway_cli(["init", str(directory), "--domain", prosody.domain]) != 0:
-            raise RuntimeError("impp-gateway init failed")
-    config = directory / "gateway.toml"
-    port = _free_port()
-    _edit(config, f'udp = ["127.0.0.1:{DEFAULT_DEVICE_PORT}"]', f'udp = ["127.0.0.1:{port}"]')
-    _edit(config, f'tcp = ["127.0.0.1:{DEFAULT_DEVICE_PORT}"]', f'tcp = ["127.0.0.1:{port}"]')
-    _edit(
-        config,
-        f'# server = "xmpp.{prosody.domain}:5222"',
-        f'server = "{prosody.host}:{prosody.c2s_port}"\ntrust = "{prosody.ca_file}"',
-    )
-    _edit(config, 'listen = "127.0.0.1:9464"', 'listen = "127.0.0.1:0"')
-    return config
-
-
-@dataclass
-class _Enrolled:
-    kid: bytes
-    credential: Credential
-    gateway: Credential
-    account: Account
-
-
-async def _enroll(
-    store: GatewayStore, configuration: Configuration, account: Account, kid: bytes
-) -> _Enrolled:
-    """Register a device for ``account`` in the store (its credential and upstream login)."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
-    credential = Credential.new_ccs(
-        curve=Curve.P256, private_key=scalar.to_bytes(32, "big"), kid=kid, subject=account.jid
-    )
-    now = time.time()
-    salt = secrets.token_bytes(16)
-    if not await store.enroll_device(
-        DeviceRecord(kid, credential.public().encoded, account.jid, created_at=now)
-    ):
-        raise RuntimeError("enrolment refused")
-    await store.put_credential(
-        UpstreamCredential(
-            account_jid=account.jid,
-            hash_name="SHA-256",
-            salt=salt,
-            iterations=SCRAM_ITERATIONS,
-            salted_password=hashlib.pbkdf2_hmac(
-                "sha256", account.password.encode(), salt, SCRAM_ITERATIONS
-            ),
-            password=account.password,
-            updated_at=now,
-        )
-    )
-    gateway = load_gateway_identity(
-        configuration.edhoc.key_file, configuration.edhoc.credential_file
-    ).public()
-    return _Enrolled(kid, credential, gateway, account)
-
-
-def _device_session(enrolled: _Enrolled) -> DeviceSession:
-    gateway = enrolled.gateway
-
-    def lookup(id_cred: IdCred) -> Credential | None:
-        return gateway if id_cred.matches(gateway) else None
-
-    def initiator() -> EdhocInitiator:
-        return EdhocInitiator(
-            Initiator(
-                method=Method.STATIC_DH_STATIC_DH,
-                suites=[CipherSuite.SUITE_2],
-                c_i=b"\x37",
-                credential=enrolled.credential,
-                credential_lookup=lookup,
-            )
-        )
-
-    return DeviceSession(handshake_factory=initiator, codec=WireCodec(), config=ChannelConfig())
 
 
 # -- receivers: both ends record the arrival time of each text they get ----------------------------
@@ -338,132 +218,135 @@ class _Sizes:
 
 
 async def _measure(prosody: ProsodyServer, config_path: Path, sizes: _Sizes) -> dict[str, Any]:
-    configuration = load_configuration(config_path, check_ports=False)
     results: dict[str, Any] = {}
     settings = UpstreamSettings(
         trust=TrustStore(prosody.ca_file, use_system_store=False),
         static_hosts={prosody.domain: [ServerAddress(prosody.host, prosody.c2s_port)]},
     )
     async with (
-        open_sqlite_store(
-            configuration.store.database, max_device_queue=configuration.limits.queue_length
-        ) as store,
+        open_gateway_store(config_path) as (store, configuration),
         open_upstream_manager(settings) as manager,
         trio.open_nursery() as nursery,
     ):
         device_account = prosody.create_user()
-        enrolled = await _enroll(store, configuration, device_account, b"\x00\x01")
+        enrolled = await enroll(store, configuration, device_account, kid=b"\x00\x01")
         person = await _open_client(nursery, manager, prosody.create_user())
         sender = await _open_client(nursery, manager, prosody.create_user())  # the baseline
 
-        service = GatewayService(configuration, store, registry_refresh=3600.0)
-        stopped = trio.Event()
-
-        async def serve(*, task_status: trio.TaskStatus[ServiceAddresses]) -> None:
-            try:
-                await service.serve(task_status=task_status)
-            finally:
-                stopped.set()
-
-        addresses: ServiceAddresses = await nursery.start(serve)
-        with trio.fail_after(WAIT):
-            await service.bindings()[enrolled.kid].upstream_up.wait()
-        driver = DeviceDriver(_device_session(enrolled))
-        device_inbox = _Inbox()
-        established = trio.Event()
-        nursery.start_soon(run_device_over_udp, driver, ("127.0.0.1", int(addresses.udp[0][1])))
-        nursery.start_soon(_drain_device, driver, device_inbox, established)
-        driver.connect()
-        with trio.fail_after(WAIT):
-            await established.wait()
-        driver.send_operation(wire.SetPresence(open=True))
-        device_jid = Jid.parse_untrusted(device_account.jid)
-        next_id = 1
-
-        def device_send(_index: int, text: str) -> None:
-            nonlocal next_id
-            driver.send_operation(
-                wire.SendMessage(
-                    id=next_id,
-                    to=person.account.jid,
-                    content=wire.TextContent(text),
-                    want_report=False,
-                )
+        async with serving_gateway(
+            nursery, store, configuration, registry_refresh=3600.0, stop_timeout=WAIT
+        ) as gateway:
+            await _measure_with_gateway(
+                prosody, gateway, enrolled, person, sender, sizes, results, nursery
             )
-            next_id += 1
-
-        # Warm-up both ways (the first stanzas pay for caches and the presence round trip).
-        for index in range(5):
-            device_send(index, f"warm-up {index}")
-            await person.inbox.wait_text(f"warm-up {index}")
-            await person.session.send_message(device_jid, f"warm-down {index}")
-            await device_inbox.wait_text(f"warm-down {index}")
-
-        up: list[float] = []
-        down: list[float] = []
-        for index in range(sizes.latency_samples):
-            text = f"up {index}"
-            started = time.perf_counter()
-            device_send(index, text)
-            up.append(await person.inbox.wait_text(text) - started)
-            text = f"down {index}"
-            started = time.perf_counter()
-            await person.session.send_message(device_jid, text)
-            down.append(await device_inbox.wait_text(text) - started)
-        results["latency_device_to_person"] = _latency_summary(up)
-        results["latency_person_to_device"] = _latency_summary(down)
-
-        count = sizes.rate_messages
-        # Baseline first, then through the gateway, each direction: warm-up favours neither.
-        results["rate_straight_client_to_person"] = await _rate(
-            count,
-            "base-up",
-            lambda _i, text: sender.session.send_message(person.jid, text, request_receipt=True),
-            person.inbox,
-        )
-        results["rate_device_to_person"] = await _rate(count, "rate-up", device_send, person.inbox)
-        results["rate_person_to_straight_client"] = await _rate(
-            count,
-            "base-down",
-            lambda _i, text: person.session.send_message(sender.jid, text),
-            sender.inbox,
-        )
-        results["rate_person_to_device"] = await _rate(
-            count,
-            "rate-down",
-            lambda _i, text: person.session.send_message(device_jid, text),
-            device_inbox,
-        )
-
-        # Memory: M more devices enrolled, the gateway opens an upstream session for each.
-        accounts = [prosody.create_user() for _ in range(sizes.idle_devices)]
-        gc.collect()
-        rss_before = _rss_bytes()
-        kids = []
-        for number, account in enumerate(accounts, start=2):
-            kid = number.to_bytes(2, "big")
-            await _enroll(store, configuration, account, kid)
-            kids.append(kid)
-        await service.refresh_registry()
-        with trio.fail_after(WAIT):
-            for kid in kids:
-                await service.bindings()[kid].upstream_up.wait()
-        gc.collect()
-        rss_after = _rss_bytes()
-        results["idle_devices"] = sizes.idle_devices
-        results["rss_before_bytes"] = rss_before
-        results["rss_after_bytes"] = rss_after
-        results["rss_bytes_per_idle_device"] = round((rss_after - rss_before) / sizes.idle_devices)
-
-        service.request_stop()
-        with trio.fail_after(WAIT):
-            await stopped.wait()
         nursery.cancel_scope.cancel()
         stats = store.statistics()
         results["store_commits"] = stats.commits
         results["store_operations_committed"] = stats.operations_committed
         results["store_mean_batch"] = round(stats.mean_batch_size, 2)
     return results
+
+
+async def _measure_with_gateway(
+    prosody: ProsodyServer,
+    gateway: RunningGateway,
+    enrolled: EnrolledDevice,
+    person: _Client,
+    sender: _Client,
+    sizes: _Sizes,
+    results: dict[str, Any],
+    nursery: trio.Nursery,
+) -> None:
+    """Latency, rates and memory against the running ``gateway``; figures into ``results``."""
+    service, store, configuration = gateway.service, gateway.store, gateway.configuration
+    await upstream_ready(gateway, enrolled.kid, WAIT)
+    driver = DeviceDriver(device_session(enrolled))
+    device_inbox = _Inbox()
+    established = trio.Event()
+    nursery.start_soon(run_device_over_udp, driver, ("127.0.0.1", gateway.udp_port))
+    nursery.start_soon(_drain_device, driver, device_inbox, established)
+    driver.connect()
+    with trio.fail_after(WAIT):
+        await established.wait()
+    driver.send_operation(wire.SetPresence(open=True))
+    device_jid = Jid.parse_untrusted(enrolled.account.jid)
+    next_id = 1
+
+    def device_send(_index: int, text: str) -> None:
+        nonlocal next_id
+        driver.send_operation(
+            wire.SendMessage(
+                id=next_id,
+                to=person.account.jid,
+                content=wire.TextContent(text),
+                want_report=False,
+            )
+        )
+        next_id += 1
+
+    # Warm-up both ways (the first stanzas pay for caches and the presence round trip).
+    for index in range(5):
+        device_send(index, f"warm-up {index}")
+        await person.inbox.wait_text(f"warm-up {index}")
+        await person.session.send_message(device_jid, f"warm-down {index}")
+        await device_inbox.wait_text(f"warm-down {index}")
+
+    up: list[float] = []
+    down: list[float] = []
+    for index in range(sizes.latency_samples):
+        text = f"up {index}"
+        started = time.perf_counter()
+        device_send(index, text)
+        up.append(await person.inbox.wait_text(text) - started)
+        text = f"down {index}"
+        started = time.perf_counter()
+        await person.session.send_message(device_jid, text)
+        down.append(await device_inbox.wait_text(text) - started)
+    results["latency_device_to_person"] = _latency_summary(up)
+    results["latency_person_to_device"] = _latency_summary(down)
+
+    count = sizes.rate_messages
+    # Baseline first, then through the gateway, each direction: warm-up favours neither.
+    results["rate_straight_client_to_person"] = await _rate(
+        count,
+        "base-up",
+        lambda _i, text: sender.session.send_message(person.jid, text, request_receipt=True),
+        person.inbox,
+    )
+    results["rate_device_to_person"] = await _rate(count, "rate-up", device_send, person.inbox)
+    results["rate_person_to_straight_client"] = await _rate(
+        count,
+        "base-down",
+        lambda _i, text: person.session.send_message(sender.jid, text),
+        sender.inbox,
+    )
+    results["rate_person_to_device"] = await _rate(
+        count,
+        "rate-down",
+        lambda _i, text: person.session.send_message(device_jid, text),
+        device_inbox,
+    )
+
+    # Memory: M more devices enrolled (each through a real login, before the first reading:
+    # the logins' garbage is not the gateway's), then the gateway opens an upstream session for
+    # each when it next reads its registry.
+    kids = []
+    for number in range(2, 2 + sizes.idle_devices):
+        kid = number.to_bytes(2, "big")
+        await enroll(store, configuration, prosody.create_user(), kid=kid)
+        kids.append(kid)
+    gc.collect()
+    rss_before = _rss_bytes()
+    await service.refresh_registry()
+    with trio.fail_after(WAIT):
+        for kid in kids:
+            await service.bindings()[kid].upstream_up.wait()
+    gc.collect()
+    rss_after = _rss_bytes()
+    results["idle_devices"] = sizes.idle_devices
+    results["rss_before_bytes"] = rss_before
+    results["rss_after_bytes"] = rss_after
+    results["rss_bytes_per_idle_device"] = round((rss_after - rss_before) / sizes.idle_devices)
 
 
 def run(quick: bool) -> Report:
@@ -477,7 +360,7 @@ def run(quick: bool) -> Report:
         tempfile.TemporaryDirectory(prefix="bench-relay-") as directory,
         running_prosody(Path(directory)) as prosody,
     ):
-        config = _make_gateway_home(Path(directory) / "gw", prosody)
+        config = make_gateway_home(Path(directory) / "gw", prosody)
         results = trio.run(_measure, prosody, config, sizes)
         results["store_file_system"] = _file_system(Path(directory).resolve())
     up, down = results["latency_device_to_person"], results["latency_person_to_device"]

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from device_sim.chat.cli import add_chat_parser, run_chat_command
+from device_sim.swarm.cli import add_swarm_command, run_swarm_command
 from gateway import __version__
 
 
@@ -22,19 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run the end-to-end demo through the gateway service against a private Prosody",
         description=(
-            "Start a private Prosody on loopback, then 'impp-gateway init', 'enroll' and 'run' "
-            "as processes; a simulated device built from its provisioning file authenticates "
-            "with EDHOC over UDP and exchanges a message each way with an XMPP user, printing "
-            "what each step costs in bytes; then the gateway is stopped with SIGTERM. Exits 0 "
-            "on success, 1 with the failing step's reason otherwise."
+            "Start a private Prosody on loopback, then 'impp-gateway init', 'enroll' (once per "
+            "device) and 'run' as processes; a handful of emulated devices, each built from its "
+            "provisioning file, connect with EDHOC over a seeded lossy radio link model and chat "
+            "with an XMPP user and with each other, change presence, sleep and wake; then the "
+            "gateway is stopped with SIGTERM and a summary shows every message counted at both "
+            "ends and the bytes per operation against XMPP. Exits 0 on success, 1 with the "
+            "failing step's reason otherwise."
         ),
     )
-    demo.add_argument(
-        "--pieces",
-        action="store_true",
-        help="run the older demo instead, which wires the gateway's pieces by hand in one "
-        "process (signatures, presence and the closing table of sizes)",
-    )
+    demo.add_argument("--devices", type=int, default=3, help="how many devices (default 3)")
+    demo.add_argument("--link", default="gprs", help="link preset of the devices (default gprs)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the first device's link")
+    add_chat_parser(commands)
+    add_swarm_command(commands)
     return parser
 
 
@@ -48,14 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"impp-devices {__version__}")
         return 0
-    # Both import the whole gateway: only when asked.
-    if args.pieces:
-        from device_sim.demo import run_demo
-
-        return run_demo(sys.stdout)
+    if args.command == "swarm":
+        return run_swarm_command(args)
+    if args.command == "chat":
+        return run_chat_command(args)
+    # It imports the whole gateway: only when asked.
     from device_sim.service_demo import run_service_demo
 
-    return run_service_demo(sys.stdout)
+    return run_service_demo(sys.stdout, devices=args.devices, link=args.link, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,14 @@ from cryptography.hazmat.primitives import hashes
 
 from gateway.impp import ImppAddress, ImppError
 from gateway.signing import CertificateAuthority, SigningError, write_credential
-from gateway.signing.ca import CA_KEY_FILE, PassphraseError
-from gateway.signing.keywrap import DEVICE_KEK_FILE, KeyEncryptionKey, KeyWrapError
+from gateway.signing.ca import CA_KEY_FILE
+from gateway.signing.ca_directory import (
+    CaDirectoryError,
+    open_ca,
+    open_device_kek,
+    read_passphrase,
+)
+from gateway.signing.keywrap import DEVICE_KEK_FILE, KeyEncryptionKey
 
 
 class CommandError(Exception):
@@ -58,57 +64,25 @@ def add_ca_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
-    path: Path | None = args.passphrase_file
-    if path is None:
-        return None
     try:
-        secret = path.read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise CommandError(f"cannot read the passphrase file {path}: {exc.strerror}") from exc
-    if not secret:
-        raise CommandError(f"the passphrase file {path} is empty")
-    return secret
+        return read_passphrase(args.passphrase_file)
+    except CaDirectoryError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _load(args: argparse.Namespace) -> CertificateAuthority:
-    directory: Path = args.directory
-    if not (directory / CA_KEY_FILE).exists():
-        raise CommandError(
-            f"{directory} holds no CA ({CA_KEY_FILE} is missing); "
-            f"create one with 'impp-gateway ca init {directory}'"
-        )
     try:
-        return CertificateAuthority.load(directory, passphrase=_passphrase(args))
-    except PassphraseError as exc:
-        raise CommandError(f"{directory / CA_KEY_FILE}: {exc}; {_passphrase_hint(args)}") from exc
-
-
-def _passphrase_hint(args: argparse.Namespace) -> str:
-    """How to fix a passphrase mistake, for the command the operator typed."""
-    if args.passphrase_file is None:
-        return (
-            "this CA was created with a passphrase: give it with --passphrase-file FILE "
-            "(a file holding only the passphrase, mode 0600)"
-        )
-    return (
-        f"check that {args.passphrase_file} holds the passphrase given to 'impp-gateway ca init' "
-        "(a trailing newline is ignored), or leave out --passphrase-file if the CA has none"
-    )
+        return open_ca(args.directory, args.passphrase_file)
+    except CaDirectoryError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _device_kek(args: argparse.Namespace) -> tuple[KeyEncryptionKey, list[str]]:
     """The CA directory's device KEK, made (and said so) for a CA created before it existed."""
-    directory: Path = args.directory
-    if not (directory / DEVICE_KEK_FILE).exists():
-        kek = KeyEncryptionKey.generate()
-        path = kek.save(directory, passphrase=_passphrase(args))
-        return kek, [f"created the device key-encryption key {path} (mode 0600)"]
     try:
-        return KeyEncryptionKey.load(directory, passphrase=_passphrase(args)), []
-    except KeyWrapError as exc:
-        if exc.passphrase:
-            raise CommandError(f"{exc}; {_passphrase_hint(args)}") from exc
-        raise
+        return open_device_kek(args.directory, args.passphrase_file)
+    except CaDirectoryError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _describe(ca: CertificateAuthority) -> list[str]:

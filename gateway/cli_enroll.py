@@ -11,6 +11,7 @@ stored (gateway.enroll.enrollment says what is stored, in which order). docs/ope
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import os
 import sys
@@ -27,6 +28,14 @@ from gateway.config import (
     Configuration,
     IdentityError,
     load_configuration,
+)
+from gateway.enroll.bulk import (
+    BulkAccount,
+    BulkError,
+    accounts_from_csv,
+    accounts_from_template,
+    enroll_bulk,
+    plan_outputs,
 )
 from gateway.enroll.enrollment import (
     EnrollmentError,
@@ -64,8 +73,30 @@ def add_enroll_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="enroll a device for an XMPP account: check the login, issue keys, provision it",
     )
     add_config_argument(enroll_parser)
+    which = enroll_parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--jid", help="the device's account, user@domain (the domain configured)")
+    which.add_argument(
+        "--bulk",
+        type=int,
+        metavar="N",
+        help="enroll N devices, accounts from --jid-template; --out is then a directory",
+    )
+    which.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="enroll the accounts of FILE, rows 'jid,password-file'; --out is a directory",
+    )
     enroll_parser.add_argument(
-        "--jid", required=True, help="the device's account, user@domain (the domain configured)"
+        "--jid-template",
+        metavar="TEMPLATE",
+        help="with --bulk: the accounts, {n} counting from --first, e.g. 'dev{n}@example.org'",
+    )
+    enroll_parser.add_argument(
+        "--first", type=int, default=1, help="with --bulk: the first {n} (default 1)"
+    )
+    enroll_parser.add_argument(
+        "--jobs", type=int, default=4, help="with --bulk or --csv: enrollments at a time"
     )
     source = enroll_parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -156,6 +187,8 @@ def run_enroll_command(args: argparse.Namespace) -> tuple[int, list[str], list[s
     loaded = load_enroll_configuration(args)
     if isinstance(loaded, tuple):
         return loaded[0], [], loaded[1]
+    if args.bulk is not None or args.csv is not None:
+        return _run_bulk(args, loaded)
     try:
         device_key = None
         if args.device_key is not None:
@@ -182,6 +215,87 @@ def run_enroll_command(args: argparse.Namespace) -> tuple[int, list[str], list[s
     ) as exc:
         return 1, [], [f"impp-gateway enroll: {exc}", "nothing was enrolled"]
     return 0, _report(outcome), []
+
+
+def _bulk_accounts(args: argparse.Namespace) -> list[BulkAccount]:
+    """The accounts of ``--csv`` or ``--bulk``, with their passwords (never a prompt)."""
+    if args.csv is not None:
+        if args.password_file is not None or args.password_env is not None:
+            raise CommandError("--csv names each account's password file; drop --password-*")
+        return accounts_from_csv(args.csv)
+    if not args.jid_template:
+        raise CommandError("--bulk needs --jid-template, e.g. 'dev{n}@example.org'")
+    password = None
+    if args.password_file is not None or args.password_env is not None:
+        password = _password(args)
+    elif not args.register:
+        raise CommandError(
+            "--bulk without --register needs the accounts' password: --password-file FILE or "
+            "--password-env VAR (or --csv with one password file per account)"
+        )
+    return accounts_from_template(args.jid_template, args.bulk, first=args.first, password=password)
+
+
+def _run_bulk(
+    args: argparse.Namespace, configuration: Configuration
+) -> tuple[int, list[str], list[str]]:
+    """``enroll --bulk`` / ``--csv``: one provisioning file per account in ``--out``."""
+    if args.device_key is not None:
+        return 2, [], ["impp-gateway enroll: --device-key is for one device; not with --bulk/--csv"]
+    if args.out is None:
+        return 2, [], ["impp-gateway enroll: --bulk and --csv need --out DIR for the files"]
+    try:
+        accounts = _bulk_accounts(args)
+        outputs = plan_outputs(args.out, accounts)
+    except (CommandError, BulkError, OSError) as exc:
+        return 1, [], [f"impp-gateway enroll: {exc}", "nothing was enrolled"]
+    lines: list[str] = []
+
+    def enrolled(outcome: EnrollmentOutcome) -> None:
+        print(
+            f"enrolled {outcome.device.account_jid} as device kid {outcome.device.kid.hex()}: "
+            f"{outcome.provisioning_file.name}",
+            flush=True,
+        )
+
+    outcome = trio.run(
+        functools.partial(
+            enroll_bulk,
+            configuration,
+            accounts,
+            outputs,
+            register=args.register,
+            gateway_host=args.gateway_host,
+            jobs=args.jobs,
+            on_enrolled=enrolled,
+        )
+    )
+    done = len(outcome.enrolled)
+    stored_passwords = sum(1 for o in outcome.enrolled if o.stored_password)
+    lines.append(
+        f"{done} of {len(accounts)} devices enrolled; provisioning files in {args.out} "
+        "(mode 0600): give each to its device over a trusted path, then delete it"
+    )
+    if args.register and args.password_file is None and args.password_env is None:
+        lines.append(
+            "  passwords:    a random one per account, used to register and log in, then "
+            "forgotten (the gateway keeps SCRAM's salted password only)"
+        )
+    if stored_passwords:
+        lines.append(
+            f"  stored:       THE PASSWORD ITSELF for {stored_passwords} accounts (no SCRAM "
+            "on their server); see 'impp-gateway enroll' without --bulk for why"
+        )
+    if outcome.failure is None:
+        return 0, lines, []
+    return (
+        1,
+        lines,
+        [
+            f"impp-gateway enroll: {outcome.failed_jid}: {outcome.failure}",
+            "enrollment stopped there; those listed above are enrolled",
+        ],
+    )
 
 
 def _report(outcome: EnrollmentOutcome) -> list[str]:

@@ -6,8 +6,9 @@ runs until SIGTERM or SIGINT, after which it stops the listeners, closes the ups
 and the store commits what was submitted (exit status 0). A failure to start (unreadable key,
 CA or database) exits 1 with one line saying what. The log has one line per event on stderr
 (``gateway.observability.configure_logging``: JSON unless stderr is a terminal) and never holds
-keys, passwords, tickets or message bodies (docs/service.md). SIGHUP re-reads the registry and
-applies the configuration file's ``log_level`` again (``set_log_level``).
+keys, passwords, tickets or message bodies (docs/service.md). SIGHUP re-reads the registry
+(revocations) and the configuration file: what can change live is applied, and one log line
+names every changed key that needs a restart (:func:`reload_configuration`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -28,13 +29,17 @@ from gateway.config import (
     ConfigError,
     Configuration,
     IdentityError,
+    ReloadPlan,
     load_configuration,
 )
 from gateway.observability import configure_logging, set_log_level
 from gateway.signing import SigningError
 from gateway.store import StoreError
 
-__all__ = ["add_run_commands", "resolve_config_path", "run_run_command"]
+if TYPE_CHECKING:
+    from gateway.service import GatewayService
+
+__all__ = ["add_run_commands", "reload_configuration", "resolve_config_path", "run_run_command"]
 
 CONFIG_PROBLEMS_EXIT: Final = 2  # as ``config check``: the operator has something to fix
 START_FAILED_EXIT: Final = 1
@@ -105,19 +110,28 @@ def _leaf(error: BaseException) -> BaseException:
     return error
 
 
-def reload_log_level(path: Path) -> str | None:
-    """Apply the ``log_level`` of the configuration file at ``path`` now; returns the level, or
-    None when the file has problems (then the level in force stays, and the log says so)."""
+def reload_configuration(service: GatewayService, path: Path) -> ReloadPlan | None:
+    """SIGHUP: re-read the configuration file at ``path``, apply what can change live (the log
+    level, the session limits and timeouts, the drain budget; ``gateway.config.reload``) and log
+    one line naming the keys applied and those that keep their running value until a restart.
+    A file with problems changes nothing (the log names the keys at fault, not their values)."""
+    log = logging.getLogger("gateway.service")
     try:
-        configuration = load_configuration(path, check_files=False, check_ports=False)
+        new = load_configuration(path, check_files=False, check_ports=False)
     except ConfigError as exc:
-        logging.getLogger("gateway.service").warning(
-            "reload: %s has %d problems; log level unchanged", path, len(exc.problems)
+        keys = ", ".join(sorted({problem.key for problem in exc.problems}))
+        log.warning(
+            "reload: %s has %d problems (%s); nothing changed", path, len(exc.problems), keys
         )
         return None
-    level = configuration.gateway.log_level.value
-    set_log_level(level)
-    return level
+    plan = service.apply_configuration(new)
+    if "gateway.log_level" in plan.applied:
+        set_log_level(new.gateway.log_level.value)
+    if plan.changed:
+        log.info("%s", plan.summary())
+    else:
+        log.info("reload: configuration unchanged")
+    return plan
 
 
 async def _serve(configuration: Configuration, path: Path) -> None:
@@ -145,10 +159,10 @@ async def _serve(configuration: Configuration, path: Path) -> None:
 
                 async def reload() -> None:
                     await service.refresh_registry()
-                    reload_log_level(path)
+                    reload_configuration(service, path)
 
-                # `devices revoke` signals (SIGHUP) or marks the store: re-read the registry,
-                # and apply the file's log level (what else changes needs a restart).
+                # `devices revoke` signals (SIGHUP) or marks the store, and an operator sends
+                # SIGHUP after editing the file: re-read the registry and the configuration.
                 await nursery.start(
                     functools.partial(
                         watch_revocations, store, configuration.gateway.data_dir, reload

@@ -10,12 +10,25 @@ by :meth:`DeviceClient.state_size`.
 Messages. ``send_text`` returns the SendMessage id (a counter, §6.4) and keeps the message in the
 outbox until its final DeliveryReport (§6.6; with ``want_report`` the gateway always sends one).
 The session layer retransmits records until acknowledged and, across a resumption or a new
-handshake, sends again the operations the gateway had not acknowledged (§3.5): the client never
-resends on its own, so each unconfirmed id goes out exactly once per new session, and the gateway's
-de-duplication by ``(device, id)`` absorbs the rare repeat. Inbound IncomingMessages are shown once:
+handshake, sends again only the operations the gateway had not acknowledged (§3.5): the client
+never resends on its own, so each unacknowledged id goes out exactly once per new session, and the
+gateway's de-duplication by ``(device, id)`` absorbs the rare repeat. The gateway acknowledges a
+record only once its operations are durable there (§3.5), so an acknowledged SendMessage is never
+sent again: the client reports it as :class:`MessageAccepted` and keeps only its id in the outbox
+(the body is dropped) until the DeliveryReport. Inbound IncomingMessages are shown once:
 ids strictly increase per device (§6.5), so a sliding window (highest id plus a bitmap of the
 :data:`DEDUPE_WINDOW` ids below it) drops repeats in constant memory. Acknowledgement of what
 arrives is the session layer's record Ack (§6.1); nothing else is owed.
+
+Refusals (§6.3, §8.1). A wire Error naming a SendMessage (its type and id) is surfaced as
+:class:`OperationRefused`. The gateway acknowledges the refused operation's record too, so an
+Error and an Ack arriving together are taken Error first (the acknowledgements of one batch of
+session events are applied after its operations): the refused message keeps its body. A code that
+means "later" (:data:`RETRYABLE`) sends the same SendMessage again, same id, after a back-off
+(:data:`DEFAULT_RETRY_BACKOFF` doubling to :data:`MAX_RETRY_BACKOFF`), at most
+:data:`DEFAULT_MAX_ATTEMPTS` times in all; any other code, the last attempt, or a body already
+forgotten (the Ack came first, the Error's record was lost) ends it: FAILED
+(:class:`DeliveryReported` with no reason) and out of the outbox.
 
 Sleep (§6.13, §6.14). ``sleep`` sends Sleep, keeps the radio on until the session has nothing
 unacknowledged (records are delivered in order, so a Sleep behind a lost record would wait) or
@@ -46,12 +59,15 @@ from device_sim.client.events import (
     ClientEvent,
     Connected,
     DeliveryReported,
+    MessageAccepted,
     MessageArrived,
+    OperationRefused,
     PresenceChanged,
     Slept,
     Woke,
 )
 from gateway import edhoc, wire
+from gateway.edhoc.crypto import Crypto
 from gateway.enroll.provisioning import Provisioning
 from gateway.session import (
     ChannelConfig,
@@ -60,6 +76,7 @@ from gateway.session import (
     DeviceSessionResumed,
     DeviceSessionState,
     EdhocInitiator,
+    OperationAcknowledged,
     OperationReceived,
     SessionClosed,
     TicketReceived,
@@ -79,6 +96,18 @@ _SESSION_COUNTER_BYTES = 8 + 8 + 8 + 1
 GATEWAY_CLOSED_REASON = "closed by the gateway"  # DeviceSession's reason for a Close item
 _RECONNECTING = frozenset({DeviceSessionState.HANDSHAKING, DeviceSessionState.RESUMING})
 _COUNTER_BYTES = 8  # one 64-bit counter (the next SendMessage id, the highest IncomingMessage id)
+# Error codes that mean "not now" (§8.1): the SendMessage is sent again after a back-off.
+RETRYABLE = frozenset(
+    {
+        wire.ErrorCode.RATE_LIMITED,
+        wire.ErrorCode.QUEUE_FULL,
+        wire.ErrorCode.UPSTREAM_UNAVAILABLE,
+        wire.ErrorCode.INTERNAL,
+    }
+)
+DEFAULT_RETRY_BACKOFF = 5.0  # seconds before the first resend of a refused SendMessage
+MAX_RETRY_BACKOFF = 300.0  # the back-off doubles per refusal up to this
+DEFAULT_MAX_ATTEMPTS = 6  # sends of one SendMessage, the first included, before it FAILs
 
 
 class ClientState(enum.Enum):
@@ -142,7 +171,7 @@ class StateSize:
     session_counters: int  # sequence numbers, replay window, connection id, reset token
     ticket: int  # resumption ticket, its secret and lifetime
     message_counters: int  # next SendMessage id
-    outbox: int  # encoded unreported SendMessages and their ids
+    outbox: int  # encoded unaccepted SendMessages, and the ids of accepted unreported ones
     dedupe_window: int  # highest IncomingMessage id and the bitmap below it
 
     @property
@@ -196,12 +225,16 @@ def _lookup(trusted: edhoc.Credential) -> Callable[[edhoc.IdCred], edhoc.Credent
 
 
 def initiator_factory(
-    provisioning: Provisioning, private_key: bytes | None = None
+    provisioning: Provisioning,
+    private_key: bytes | None = None,
+    crypto: Crypto | None = None,
 ) -> Callable[[], EdhocInitiator]:
     """EDHOC initiator from a provisioning file: method 3, suite 2, CCS credentials only.
 
     ``private_key`` is the device's own P-256 scalar when it made its key pair
-    (``enroll --device-key``), so the file holds none.
+    (``enroll --device-key``), so the file holds none. ``crypto`` is the device's crypto
+    provider (a metered one counts its work, device_sim/budget.py; device_sim/soft_p256.py is
+    a device without P-256 hardware); by default EDHOC's own.
     """
     device = provisioning.device_edhoc_credential()
     if private_key is not None:
@@ -218,6 +251,7 @@ def initiator_factory(
                 c_i=INITIATOR_CONNECTION_ID,
                 credential=device,
                 credential_lookup=_lookup(gateway),
+                crypto=crypto,
             )
         )
 
@@ -235,8 +269,10 @@ class DeviceClient:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         max_outbox: int = DEFAULT_MAX_OUTBOX,
         sleep_drain: float = DEFAULT_SLEEP_DRAIN,
+        crypto: Crypto | None = None,
     ) -> None:
         self.sleep_drain = sleep_drain
+        self.crypto = crypto  # the EDHOC crypto provider of every handshake (None: EDHOC's own)
         self._config = config
         self._rng = rng
         self._random_bytes = random_bytes
@@ -246,7 +282,14 @@ class DeviceClient:
         self._private_key_length = 0
         self.session: DeviceSession | None = None
         self.next_message_id = 1
-        self.outbox: dict[int, wire.SendMessage] = {}  # until the final DeliveryReport
+        # Until the final DeliveryReport; None once the gateway acknowledged it (accepted: durable
+        # there, never sent again, so only its id is kept).
+        self.outbox: dict[int, wire.SendMessage | None] = {}
+        self.retry_backoff = DEFAULT_RETRY_BACKOFF
+        self.max_attempts = DEFAULT_MAX_ATTEMPTS
+        self._retry_at: dict[int, float] = {}  # refused outbox messages, when to send again
+        self._refusals: dict[int, int] = {}  # refusals so far, per outbox message
+        self._failed_now: set[int] = set()  # refused for good in this batch of session events
         self._deferred: list[wire.Message] = []  # given to the session on wake
         self.inbound = InboundWindow()
         self.wake_at: float | None = None
@@ -285,7 +328,7 @@ class DeviceClient:
         ``private_key``: the device's own key when the file holds none (``enroll --device-key``).
         """
         self._transition(ClientInput.START)
-        handshake_factory = initiator_factory(provisioning, private_key)
+        handshake_factory = initiator_factory(provisioning, private_key, self.crypto)
         self.provisioning = provisioning
         self._private_key_length = len(provisioning.device_private_key or private_key or b"")
         self.session = DeviceSession(
@@ -400,7 +443,7 @@ class DeviceClient:
             return None
         if self.state is ClientState.SLEEPING and self.radio_off_at is None:
             return self.wake_at
-        deadlines = [self.session.next_deadline(), self.radio_off_at]
+        deadlines = [self.session.next_deadline(), self.radio_off_at, *self._retry_at.values()]
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timeout(self, now: float) -> None:
@@ -412,9 +455,20 @@ class DeviceClient:
                 self.wake(now)
             return
         self._now = now
+        self._retry_due(now)
         self.session.handle_timeout(now)
         self._collect(self.session)
         self._maybe_radio_off(now)
+
+    def _retry_due(self, now: float) -> None:
+        """Send again the refused messages whose back-off is over (deferred while asleep)."""
+        for message_id, at in sorted(self._retry_at.items(), key=lambda item: item[1]):
+            if at > now:
+                continue
+            del self._retry_at[message_id]
+            message = self.outbox.get(message_id)
+            if message is not None:
+                self._send(message)
 
     def events(self) -> list[ClientEvent]:
         """Events since the last call."""
@@ -424,16 +478,23 @@ class DeviceClient:
     # ---- what the session reported -------------------------------------------------------------
 
     def _collect(self, session: DeviceSession) -> None:
+        acknowledged: list[wire.Message] = []  # applied after the batch: an Error goes first
+        self._failed_now.clear()
         for event in session.events():
             if isinstance(event, DeviceSessionEstablished | DeviceSessionResumed):
                 self._transition(ClientInput.OPENED)
                 self._events.append(Connected(isinstance(event, DeviceSessionResumed)))
             elif isinstance(event, OperationReceived):
                 self._on_operation(event.message)
+            elif isinstance(event, OperationAcknowledged):
+                acknowledged.append(event.message)
             elif isinstance(event, SessionClosed):
                 self._on_closed(event.reason)
             elif isinstance(event, TicketReceived):
                 pass  # the session keeps it for the next wake
+        for message in acknowledged:
+            self._on_acknowledged(message)
+        self._failed_now.clear()
         if self.state is ClientState.ESTABLISHED and session.state in _RECONNECTING:
             self._transition(ClientInput.LOST)  # a proven REJECT: the session reconnects itself
 
@@ -457,6 +518,20 @@ class DeviceClient:
             else:
                 self.session.connect(now)
 
+    def _on_acknowledged(self, message: wire.Message) -> None:
+        """The gateway holds ``message`` durably (§3.5): a SendMessage becomes accepted."""
+        if not isinstance(message, wire.SendMessage):
+            return
+        if message.id in self._retry_at or message.id in self._failed_now:
+            return  # refused, not accepted: kept for the resend, or failed
+        if self.outbox.get(message.id) is not None:
+            self.outbox[message.id] = None  # the body is no longer needed
+        self._events.append(MessageAccepted(message.id))
+
+    def accepted(self) -> set[int]:
+        """Ids of SendMessages the gateway acknowledged that still await their report."""
+        return {i for i, message in self.outbox.items() if message is None}
+
     def _on_operation(self, message: wire.Message) -> None:
         if isinstance(message, wire.IncomingMessage):
             if not self.inbound.first_time(message.id):
@@ -466,15 +541,48 @@ class DeviceClient:
             text = content.text if isinstance(content, wire.TextContent) else None
             self._events.append(MessageArrived(message.id, message.sender, text, message.timestamp))
         elif isinstance(message, wire.DeliveryReport):
-            if self.outbox.pop(message.id, None) is None:
+            if message.id not in self.outbox:
                 self.duplicates_dropped += 1  # a repeated report, or one for want_report=False
                 if message.status is not wire.DeliveryStatus.FAILED:
                     return
+            self.outbox.pop(message.id, None)
+            self._refusals.pop(message.id, None)
+            self._retry_at.pop(message.id, None)
             self._events.append(DeliveryReported(message.id, message.status, message.reason))
         elif isinstance(message, wire.PresenceNotification):
             self._events.append(PresenceChanged(message.contact, message.open, message.show))
         elif isinstance(message, wire.MissedSummary):
             self._events.append(BacklogAnnounced(message.messages, message.delivery_reports))
+        elif isinstance(message, wire.Error):
+            self._on_error(message)
+
+    def _on_error(self, error: wire.Error) -> None:
+        """Surface a refusal; resend a refused SendMessage later, or fail it (module docstring)."""
+        names_message = (
+            error.message_type == wire.MessageType.SEND_MESSAGE and error.message_id is not None
+        )
+        message_id = error.message_id if names_message else None
+        if message_id is None:
+            self._events.append(OperationRefused(None, error.code, error.message_type))
+            return
+        message = self.outbox.get(message_id)
+        refusals = self._refusals.get(message_id, 0) + 1
+        if message is not None and error.code in RETRYABLE and refusals < self.max_attempts:
+            self._refusals[message_id] = refusals
+            delay = min(self.retry_backoff * 2 ** (refusals - 1), MAX_RETRY_BACKOFF)
+            retry_at = self._now + delay
+            self._retry_at[message_id] = retry_at
+            self._events.append(
+                OperationRefused(message_id, error.code, error.message_type, retry_at)
+            )
+            return
+        self._events.append(OperationRefused(message_id, error.code, error.message_type))
+        self._failed_now.add(message_id)
+        self._refusals.pop(message_id, None)
+        self._retry_at.pop(message_id, None)
+        if message_id in self.outbox:
+            del self.outbox[message_id]
+            self._events.append(DeliveryReported(message_id, wire.DeliveryStatus.FAILED, None))
 
     # ---- measurement ---------------------------------------------------------------------------
 
@@ -501,12 +609,16 @@ class DeviceClient:
             if session.ticket is not None:
                 t = session.ticket
                 ticket = len(t.ticket) + len(t.resumption_secret) + 4  # lifetime: uint32
-        outbox = sum(len(self._codec.encode(m)) for m in self.outbox.values())
+        outbox = sum(
+            _COUNTER_BYTES if m is None else len(self._codec.encode(m))
+            for m in self.outbox.values()
+        )
         outbox += sum(
             len(self._codec.encode(m))
             for m in self._deferred
             if not isinstance(m, wire.SendMessage)
         )  # deferred SendMessages are in the outbox already
+        outbox += len(self._refusals) * (_COUNTER_BYTES + 1)  # a resend time, a refusal count
         return StateSize(
             identity=identity,
             session_keys=session_keys,
@@ -520,8 +632,12 @@ class DeviceClient:
 
 __all__ = [
     "DEDUPE_WINDOW",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_OUTBOX",
+    "DEFAULT_RETRY_BACKOFF",
     "DEFAULT_SLEEP_DRAIN",
+    "MAX_RETRY_BACKOFF",
+    "RETRYABLE",
     "STATE_BOUND_EMPTY_OUTBOX",
     "TRANSITIONS",
     "ClientError",

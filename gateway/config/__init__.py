@@ -41,6 +41,7 @@ from gateway.config.model import (
     UpstreamDomain,
     UpstreamSection,
 )
+from gateway.config.reload import LIVE_KEYS, ReloadPlan, live_configuration, plan_reload
 from gateway.config.template import TEMPLATE, render_configuration
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_DEVICE_PORT",
     "DEFAULT_QUEUE_LENGTH",
     "GATEWAY_KID",
+    "LIVE_KEYS",
     "SECTION_KEYS",
     "TEMPLATE",
     "ConfigError",
@@ -61,6 +63,7 @@ __all__ = [
     "LogLevel",
     "MetricsSection",
     "Problem",
+    "ReloadPlan",
     "SigningSection",
     "StoreSection",
     "Trust",
@@ -68,10 +71,12 @@ __all__ = [
     "UpstreamSection",
     "check_environment",
     "is_loopback_host",
+    "live_configuration",
     "load_configuration",
     "load_gateway_identity",
     "new_gateway_identity",
     "parse_configuration",
+    "plan_reload",
     "port_problem",
     "render_configuration",
     "write_gateway_identity",

@@ -71,6 +71,8 @@ SECTION_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "handshake_timeout",
         "idle_timeout",
         "queue_length",
+        "link_lost_grace",
+        "max_directed",
     ),
     "metrics": ("enabled", "listen", "allow_public", "status_token_file"),
 }
@@ -391,6 +393,12 @@ def _read_sections(reader: _Reader, document: dict[str, object], source: Path) -
         ),
         queue_length=reader.integer(
             table, ("limits", "queue_length"), defaults.queue_length, 1, 1_000_000
+        ),
+        link_lost_grace=reader.number(
+            table, ("limits", "link_lost_grace"), defaults.link_lost_grace, 0.0, 7 * 86400.0
+        ),
+        max_directed=reader.integer(
+            table, ("limits", "max_directed"), defaults.max_directed, 0, 100_000
         ),
     )
     metrics = _read_metrics(reader, reader.table(document, ("metrics",)), data_dir)

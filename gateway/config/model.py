@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gateway.relay.config import DEFAULT_LINK_LOST_GRACE, DEFAULT_MAX_DIRECTED
 from gateway.session.gateway_config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -161,7 +162,9 @@ class UpstreamSection:
 
 @dataclass(frozen=True)
 class LimitsSection:
-    """``[limits]``: capacity limits of the device side (gateway.session's defaults)."""
+    """``[limits]``: capacity limits of the device side (gateway.session's defaults), and the
+    relay's: how long a device that vanished stays shown available, how many directed
+    presences it may hold (gateway.relay.config's defaults)."""
 
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_handshakes: int = DEFAULT_MAX_HANDSHAKES
@@ -169,6 +172,8 @@ class LimitsSection:
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     queue_length: int = DEFAULT_QUEUE_LENGTH
+    link_lost_grace: float = DEFAULT_LINK_LOST_GRACE
+    max_directed: int = DEFAULT_MAX_DIRECTED
 
 
 @dataclass(frozen=True)

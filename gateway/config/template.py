@@ -18,6 +18,7 @@ from gateway.config.model import (
     DEFAULT_QUEUE_LENGTH,
     MAX_SESSIONS_LIMIT,
 )
+from gateway.relay.config import DEFAULT_LINK_LOST_GRACE, DEFAULT_MAX_DIRECTED
 from gateway.session.gateway_config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -44,8 +45,9 @@ data_dir = "."
 # How much to log: "debug", "info", "warning" or "error". Keys, passwords and message
 # bodies are never logged at any level.
 log_level = "info"
-# Seconds a SIGTERM drain may take (stop handshakes, flush the store, close device sessions
-# and upstream streams) before the gateway exits anyway.
+# Seconds a SIGTERM drain may take (stop handshakes, close device sessions, persist each
+# upstream stream's resumption state and leave it resumable, flush the store) before the
+# gateway exits anyway. Keep systemd's TimeoutStopSec above it. Live on SIGHUP.
 drain_timeout = $drain_timeout
 
 [listen]
@@ -98,6 +100,12 @@ handshake_timeout = $handshake_timeout
 idle_timeout = $idle_timeout
 # Operations queued for one sleeping device before its overflow policy applies.
 queue_length = $queue_length
+# Seconds a device whose session ended without Sleep (radio lost, battery gone) stays shown
+# available to its watchers, waiting for a new session, before they see it unavailable.
+link_lost_grace = $link_lost_grace
+# Watchers one device may send a directed presence to (0 to 100000); more are refused with
+# QUEUE_FULL.
+max_directed = $max_directed
 
 [metrics]
 # The operations endpoint: /metrics (Prometheus), /healthz, /readyz and the status page
@@ -147,6 +155,8 @@ def render_configuration(
         handshake_timeout=DEFAULT_HANDSHAKE_TIMEOUT,
         idle_timeout=DEFAULT_IDLE_TIMEOUT,
         queue_length=DEFAULT_QUEUE_LENGTH,
+        link_lost_grace=DEFAULT_LINK_LOST_GRACE,
+        max_directed=DEFAULT_MAX_DIRECTED,
         drain_timeout=DEFAULT_DRAIN_TIMEOUT,
         metrics_host=DEFAULT_METRICS_HOST,
         metrics_port=DEFAULT_METRICS_PORT,

@@ -26,7 +26,6 @@ account); a second enrollment of the account needs the first device revoked.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import os
@@ -40,7 +39,6 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.cli_ca import _device_kek, _load
 from gateway.config import GATEWAY_KID, Configuration, load_gateway_identity
 from gateway.edhoc import Credential, Curve
 from gateway.edhoc import cbor as edhoc_cbor
@@ -66,6 +64,7 @@ from gateway.enroll.registration import register_account
 from gateway.impp import ImppAddress
 from gateway.jid import Jid, JidError
 from gateway.signing import write_credential
+from gateway.signing.ca_directory import open_ca, open_device_kek
 from gateway.store import (
     DeviceRecord,
     EnrollmentState,
@@ -254,12 +253,10 @@ async def enroll(configuration: Configuration, request: EnrollmentRequest) -> En
     gateway_credential = load_gateway_identity(
         configuration.edhoc.key_file, configuration.edhoc.credential_file
     ).public()
-    ca_arguments = argparse.Namespace(
-        directory=configuration.signing.ca_dir,
-        passphrase_file=configuration.signing.passphrase_file,
+    ca = open_ca(configuration.signing.ca_dir, configuration.signing.passphrase_file)
+    kek, _notes = open_device_kek(
+        configuration.signing.ca_dir, configuration.signing.passphrase_file
     )
-    ca = _load(ca_arguments)
-    kek, _notes = _device_kek(ca_arguments)
 
     async with open_sqlite_store(configuration.store.database) as store:
         for device in await store.list_devices():

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from gateway.metrics.collectors import (
     FIELD_FAMILIES,
+    LATENCY_FAMILIES,
     QUEUE_AGE_BUCKETS,
     QUEUE_DEPTH_BUCKETS,
+    LatencyCollector,
+    LatencySnapshot,
     RelayCollector,
     SessionCollector,
     SignatureCollector,
@@ -29,21 +32,33 @@ from gateway.metrics.http import (
     ReadinessCheck,
 )
 from gateway.metrics.registry import MetricSources, build_registry
-from gateway.metrics.views import DeviceQueueView, RelayView, UpstreamView, upstream_views
+from gateway.metrics.views import (
+    DeviceQueueView,
+    RelayView,
+    RetiredUpstream,
+    UpstreamView,
+    retire_relay,
+    retired_upstream,
+    upstream_views,
+)
 
 __all__ = [
     "DEFAULT_METRICS_HOST",
     "DEFAULT_PORT",
     "FIELD_FAMILIES",
+    "LATENCY_FAMILIES",
     "QUEUE_AGE_BUCKETS",
     "QUEUE_DEPTH_BUCKETS",
     "DeviceQueueView",
+    "LatencyCollector",
+    "LatencySnapshot",
     "MetricSources",
     "MetricsEndpoint",
     "PublicBindRefusedError",
     "ReadinessCheck",
     "RelayCollector",
     "RelayView",
+    "RetiredUpstream",
     "SessionCollector",
     "SignatureCollector",
     "StoreCollector",
@@ -51,5 +66,7 @@ __all__ = [
     "UpstreamCollector",
     "UpstreamView",
     "build_registry",
+    "retire_relay",
+    "retired_upstream",
     "upstream_views",
 ]

@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -39,12 +41,15 @@ from gateway.transport import TransportStatistics
 from gateway.wire.enums import DeliveryStatus
 from gateway.xmpp import ClientState, ClientStatistics, StanzaDropReason
 
-from .views import DeviceQueueView, RelayView, UpstreamView
+from .views import DeviceQueueView, RelayView, RetiredUpstream, UpstreamView
 
 __all__ = [
     "FIELD_FAMILIES",
+    "LATENCY_FAMILIES",
     "QUEUE_AGE_BUCKETS",
     "QUEUE_DEPTH_BUCKETS",
+    "LatencyCollector",
+    "LatencySnapshot",
     "RelayCollector",
     "SessionCollector",
     "SignatureCollector",
@@ -85,6 +90,7 @@ FIELD_FAMILIES: Mapping[type, Mapping[str, str]] = {
         "handshakes_in_progress": f"{PREFIX}_device_sessions",
         "sessions": f"{PREFIX}_device_sessions",
         "retries_sent": f"{PREFIX}_session_retries_sent",
+        "handshakes_completed": f"{PREFIX}_session_handshakes_completed",
         "resumptions": f"{PREFIX}_session_resumptions",
         "replaced": f"{PREFIX}_session_replaced",
         "rejects_sent": f"{PREFIX}_session_rejects_sent",
@@ -92,6 +98,8 @@ FIELD_FAMILIES: Mapping[type, Mapping[str, str]] = {
         "migrations": f"{PREFIX}_session_migrations",
         "amplification_held": f"{PREFIX}_session_amplification_held",
         "retransmissions": f"{PREFIX}_session_live_retransmissions",
+        "acknowledgements_held": f"{PREFIX}_session_acknowledgements_held",
+        "acknowledgements_overdue": f"{PREFIX}_session_acknowledgements_overdue",
         "dropped": f"{PREFIX}_session_dropped",
     },
     TransportStatistics: {
@@ -106,6 +114,11 @@ FIELD_FAMILIES: Mapping[type, Mapping[str, str]] = {
         "stopped": f"{PREFIX}_upstream_sessions",
         "connections": f"{PREFIX}_upstream_reconnects",
         "client": f"{PREFIX}_upstream_stanzas",  # the client's fields, as ClientStatistics below
+    },
+    RetiredUpstream: {
+        "client": f"{PREFIX}_upstream_stanzas",  # the closed sessions' ClientStatistics
+        "connections": f"{PREFIX}_upstream_connections",
+        "reconnections": f"{PREFIX}_upstream_reconnects",
     },
     ClientStatistics: {
         "stanzas_sent": f"{PREFIX}_upstream_stanzas",
@@ -138,6 +151,21 @@ FIELD_FAMILIES: Mapping[type, Mapping[str, str]] = {
         "pending_reports": f"{PREFIX}_relay_pending_reports",
         "owed_receipts": f"{PREFIX}_relay_owed_receipts",
         "tracked_queue": f"{PREFIX}_relay_tracked_queue_items",
+        "reports_delivered": f"{PREFIX}_delivery_reports",
+        "reports_failed": f"{PREFIX}_delivery_reports",
+        "reports_unknown": f"{PREFIX}_delivery_reports",
+        "messages_signed": f"{PREFIX}_relay_signatures_made",
+        "presence_signed": f"{PREFIX}_relay_signatures_made",
+        "signing_failures": f"{PREFIX}_relay_signing_failures",
+        "inbound_verified": f"{PREFIX}_relay_inbound_signatures",
+        "inbound_signature_failed": f"{PREFIX}_relay_inbound_signatures",
+        "inbound_unsigned": f"{PREFIX}_relay_inbound_signatures",
+        "presence_unsubscribed": f"{PREFIX}_relay_presence_withheld",
+        "overflow_reports": f"{PREFIX}_relay_sender_reports",
+        "expiry_reports": f"{PREFIX}_relay_sender_reports",
+        "unavailable_announced": f"{PREFIX}_relay_unavailable_announced",
+        "directed_watchers": f"{PREFIX}_relay_directed_watchers",
+        "wake_sync_timeouts": f"{PREFIX}_relay_wake_sync_timeouts",
     },
     VerifierStatistics: {
         "verified": f"{PREFIX}_signature_verifications",
@@ -179,8 +207,18 @@ def _session_families(samples: Sequence[tuple[str, GatewayStatistics]]) -> Itera
         "retries_sent": _counter(
             "session_retries_sent", "Stateless retries (cookies) sent under load.", ["listener"]
         ),
+        "handshakes_completed": _counter(
+            "session_handshakes_completed",
+            "Full EDHOC handshakes that opened a session (failures: session_dropped).",
+            ["listener"],
+        ),
         "resumptions": _counter(
             "session_resumptions", "Sessions resumed from a ticket.", ["listener"]
+        ),
+        "acknowledgements_overdue": _counter(
+            "session_acknowledgements_overdue",
+            "Sessions ended because a received record waited too long for durability.",
+            ["listener"],
         ),
         "replaced": _counter(
             "session_replaced", "Sessions ended because their device resumed.", ["listener"]
@@ -207,6 +245,11 @@ def _session_families(samples: Sequence[tuple[str, GatewayStatistics]]) -> Itera
         "Retransmissions by the sessions alive now (falls when a session ends).",
         ["listener"],
     )
+    held = _gauge(
+        "session_acknowledgements_held",
+        "Received records waiting until the gateway has made them durable.",
+        ["listener"],
+    )
     drop_reasons = [reason.value for reason in DropReason]
     for listener, stats in samples:
         datagrams.add_metric([listener, "received"], stats.datagrams_received)
@@ -218,6 +261,7 @@ def _session_families(samples: Sequence[tuple[str, GatewayStatistics]]) -> Itera
         for field_name, family in simple.items():
             family.add_metric([listener], getattr(stats, field_name))
         retransmissions.add_metric([listener], stats.retransmissions)
+        held.add_metric([listener], stats.acknowledgements_held)
         for reason, count in _by_reason(drop_reasons, [stats.dropped]).items():
             dropped.add_metric([listener, reason], count)
     yield datagrams
@@ -225,6 +269,7 @@ def _session_families(samples: Sequence[tuple[str, GatewayStatistics]]) -> Itera
     yield sessions
     yield from simple.values()
     yield retransmissions
+    yield held
     yield dropped
 
 
@@ -273,25 +318,37 @@ class TransportCollector(Collector):
 
 
 class UpstreamCollector(Collector):
-    """Upstream XMPP sessions: ``lambda: upstream_views(manager.sessions.values())``.
+    """Upstream XMPP sessions: ``lambda: upstream_views(manager.sessions.values())``, and
+    ``retired``: ``lambda: retired_upstream(managers)``.
 
-    Stream counters are summed over the sessions open now, each since its current stream began:
-    a reconnection or a closed session lowers the sum, which Prometheus reads as a counter reset.
+    The counters are monotonic: each session's counts cover every stream it ran (reconnections
+    included), and what the sessions closed since start did is added from ``retired``, so
+    neither a reconnection nor a closed session lowers a counter.
     """
 
-    def __init__(self, source: Callable[[], Sequence[UpstreamView]]) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Sequence[UpstreamView]],
+        retired: Callable[[], RetiredUpstream] | None = None,
+    ) -> None:
         self._source = source
+        self._retired = retired or RetiredUpstream
 
     def collect(self) -> Iterable[Metric]:
         """Read every session now."""
-        views = self._source()
+        live = self._source()
+        retired = self._retired()
+        clients = [view.client for view in live]
+        if retired.client is not None:
+            clients.append(retired.client)
+        views = live
         sessions = _gauge("upstream_sessions", "Upstream sessions by stream state.", ["state"])
         states = Counter("stopped" if view.stopped else view.state.name.lower() for view in views)
         for state in [*(s.name.lower() for s in ClientState), "stopped"]:
             sessions.add_metric([state], states.get(state, 0))
         yield sessions
-        connections = sum(view.connections for view in views)
-        reconnects = sum(max(view.connections - 1, 0) for view in views)
+        connections = sum(view.connections for view in views) + retired.connections
+        reconnects = sum(max(view.connections - 1, 0) for view in views) + retired.reconnections
         yield CounterMetricFamily(
             f"{PREFIX}_upstream_connections", "Connections established.", value=connections
         )
@@ -300,26 +357,26 @@ class UpstreamCollector(Collector):
             "Connections after a session's first.",
             value=reconnects,
         )
-        stanzas = _counter("upstream_stanzas", "Stanzas on the current streams.", ["direction"])
-        stanzas.add_metric(["sent"], sum(view.client.stanzas_sent for view in views))
-        stanzas.add_metric(["received"], sum(view.client.stanzas_received for view in views))
+        stanzas = _counter("upstream_stanzas", "Stanzas on the upstream streams.", ["direction"])
+        stanzas.add_metric(["sent"], sum(client.stanzas_sent for client in clients))
+        stanzas.add_metric(["received"], sum(client.stanzas_received for client in clients))
         yield stanzas
         yield CounterMetricFamily(
             f"{PREFIX}_upstream_bytes_received",
-            "Bytes received on the current streams.",
-            value=sum(view.client.bytes_received for view in views),
+            "Bytes received on the upstream streams.",
+            value=sum(client.bytes_received for client in clients),
         )
         dropped = _counter("upstream_stanzas_dropped", "Stanzas dropped, by reason.", ["reason"])
         reasons = [reason.value for reason in StanzaDropReason]
-        totals = _by_reason(reasons, [{str(k): v for k, v in view.client.dropped.items()}
-                                      for view in views])  # fmt: skip
+        totals = _by_reason(reasons, [{str(k): v for k, v in client.dropped.items()}
+                                      for client in clients])  # fmt: skip
         for reason, count in totals.items():
             dropped.add_metric([reason], count)
         yield dropped
         yield GaugeMetricFamily(
             f"{PREFIX}_upstream_unacknowledged_stanzas",
             "Stanzas sent and not yet acknowledged by the server (XEP-0198).",
-            value=sum(view.client.unacknowledged for view in views),
+            value=sum(view.client.unacknowledged for view in live),
         )
 
 
@@ -409,11 +466,68 @@ class RelayCollector(Collector):
             buckets=_histogram_over(ages, QUEUE_AGE_BUCKETS),
             gsum_value=sum(ages),
         )
+        relays = view.relays
         reports = _counter("delivery_reports", "Delivery reports sent to devices.", ["outcome"])
         outcomes = [status.name.lower() for status in DeliveryStatus]
-        for outcome, count in _by_reason(outcomes, [view.delivery_reports]).items():
+        by_relay = [
+            {
+                "delivered": relay.reports_delivered,
+                "failed": relay.reports_failed,
+                "unknown": relay.reports_unknown,
+            }
+            for relay in relays
+        ]
+        for outcome, count in _by_reason(outcomes, [view.delivery_reports, *by_relay]).items():
             reports.add_metric([outcome], count)
         yield reports
+        signed = _counter(
+            "relay_signatures_made", "RFC 3923 signatures made on devices' behalf.", ["kind"]
+        )
+        signed.add_metric(["message"], sum(relay.messages_signed for relay in relays))
+        signed.add_metric(["presence"], sum(relay.presence_signed for relay in relays))
+        yield signed
+        yield CounterMetricFamily(
+            f"{PREFIX}_relay_signing_failures",
+            "Signatures on a device's behalf that could not be made.",
+            value=sum(relay.signing_failures for relay in relays),
+        )
+        inbound = _counter(
+            "relay_inbound_signatures",
+            "Inbound messages and presence the relays passed on, by signature outcome.",
+            ["outcome"],
+        )
+        inbound.add_metric(["verified"], sum(relay.inbound_verified for relay in relays))
+        inbound.add_metric(["failed"], sum(relay.inbound_signature_failed for relay in relays))
+        inbound.add_metric(["unsigned"], sum(relay.inbound_unsigned for relay in relays))
+        yield inbound
+        yield CounterMetricFamily(
+            f"{PREFIX}_relay_presence_withheld",
+            "Presence withheld from devices not subscribed to the sender (RFC 2779 5.3.2).",
+            value=sum(relay.presence_unsubscribed for relay in relays),
+        )
+        sender_reports = _counter(
+            "relay_sender_reports",
+            "Senders told that their message will not reach the device (RFC 2779 5.4.1).",
+            ["reason"],
+        )
+        sender_reports.add_metric(["overflow"], sum(relay.overflow_reports for relay in relays))
+        sender_reports.add_metric(["expiry"], sum(relay.expiry_reports for relay in relays))
+        yield sender_reports
+        yield CounterMetricFamily(
+            f"{PREFIX}_relay_unavailable_announced",
+            "Times watchers were told a silent device is gone (RFC 2779 3.2.4).",
+            value=sum(relay.unavailable_announced for relay in relays),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_relay_wake_sync_timeouts",
+            "Wakes completed without the server's answer to the flush ping (a slow upstream).",
+            value=sum(relay.wake_sync_timeouts for relay in relays),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_relay_directed_watchers",
+            "Watchers holding a directed presence of a device now.",
+            value=sum(relay.directed_watchers for relay in relays),
+        )
         dropped = _counter("relay_dropped", "What the relays did not pass on, by reason.",
                            ["reason"])  # fmt: skip
         for reason, count in _by_reason((), [relay.dropped for relay in view.relays]).items():
@@ -434,6 +548,62 @@ class RelayCollector(Collector):
             "Queued items the relays track in memory.",
             value=sum(relay.tracked_queue for relay in view.relays),
         )
+
+
+class LatencySnapshot(Protocol):
+    """One latency histogram as the service keeps it (``gateway.service.latency``'s
+    ``LatencyHistogram``): upper bounds, per-bucket counts (not cumulative, the last one for
+    +Inf) and the sum of the observations."""
+
+    @property
+    def bounds(self) -> tuple[float, ...]: ...
+
+    @property
+    def counts(self) -> tuple[int, ...]: ...
+
+    @property
+    def total(self) -> float: ...
+
+
+LATENCY_FAMILIES: Mapping[str, str] = {
+    "device_to_person": f"{PREFIX}_message_latency_device_to_person_seconds",
+    "person_to_device": f"{PREFIX}_message_latency_person_to_device_seconds",
+}
+"""The histogram family of each direction (``gateway.service.latency.Direction`` values)."""
+
+
+class LatencyCollector(Collector):
+    """End-to-end message latency: ``{direction value: lambda: latency.snapshot(direction)}``,
+    one Prometheus histogram per direction (fixed buckets, so gateways aggregate)."""
+
+    def __init__(self, sources: Mapping[str, Callable[[], LatencySnapshot]]) -> None:
+        unknown = set(sources) - set(LATENCY_FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown latency directions: {sorted(unknown)}")
+        self._sources = dict(sources)
+
+    def collect(self) -> Iterable[Metric]:
+        """Read both histograms now."""
+        documentation = {
+            "device_to_person": "Seconds from a device's SendMessage reaching the gateway to "
+            "the server acknowledging its stanza.",
+            "person_to_device": "Seconds from a stanza reaching the gateway to the device "
+            "acknowledging the IncomingMessage.",
+        }
+        for direction, read in self._sources.items():
+            snapshot = read()
+            buckets: list[tuple[str, float]] = []
+            cumulative = 0
+            for index, count in enumerate(snapshot.counts):
+                cumulative += count
+                le = _bound_text(snapshot.bounds[index]) if index < len(snapshot.bounds) else "+Inf"
+                buckets.append((le, cumulative))
+            yield HistogramMetricFamily(
+                LATENCY_FAMILIES[direction],
+                documentation[direction],
+                buckets=buckets,
+                sum_value=snapshot.total,
+            )
 
 
 class SignatureCollector(Collector):

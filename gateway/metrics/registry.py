@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import CollectorRegistry
 
 from gateway.metrics.collectors import (
+    LatencyCollector,
+    LatencySnapshot,
     RelayCollector,
     SessionCollector,
     SignatureCollector,
@@ -15,7 +17,7 @@ from gateway.metrics.collectors import (
     TransportCollector,
     UpstreamCollector,
 )
-from gateway.metrics.views import RelayView, UpstreamView
+from gateway.metrics.views import RelayView, RetiredUpstream, UpstreamView
 from gateway.session import GatewayStatistics
 from gateway.signing import VerifierStatistics
 from gateway.store import WriterStatistics
@@ -35,9 +37,11 @@ class MetricSources:
     listeners: Mapping[str, Callable[[], TransportStatistics]] = field(default_factory=dict)
     cores: Mapping[str, Callable[[], GatewayStatistics]] = field(default_factory=dict)
     upstream: Callable[[], Sequence[UpstreamView]] | None = None
+    upstream_retired: Callable[[], RetiredUpstream] | None = None
     store: Callable[[], WriterStatistics] | None = None
     relay: Callable[[], RelayView] | None = None
     verifier: Callable[[], VerifierStatistics] | None = None
+    latency: Mapping[str, Callable[[], LatencySnapshot]] = field(default_factory=dict)
 
 
 def build_registry(sources: MetricSources) -> CollectorRegistry:
@@ -53,11 +57,13 @@ def build_registry(sources: MetricSources) -> CollectorRegistry:
     if sources.cores:
         registry.register(SessionCollector(sources.cores))
     if sources.upstream is not None:
-        registry.register(UpstreamCollector(sources.upstream))
+        registry.register(UpstreamCollector(sources.upstream, sources.upstream_retired))
     if sources.store is not None:
         registry.register(StoreCollector(sources.store))
     if sources.relay is not None:
         registry.register(RelayCollector(sources.relay))
     if sources.verifier is not None:
         registry.register(SignatureCollector(sources.verifier))
+    if sources.latency:
+        registry.register(LatencyCollector(sources.latency))
     return registry

@@ -9,14 +9,25 @@ scrape on SQLite), and the collector turns the per-device numbers into histogram
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.relay import RelayStatistics
 from gateway.xmpp import ClientState, ClientStatistics
-from gateway.xmpp.net import UpstreamSession
+from gateway.xmpp.net import UpstreamManager, UpstreamSession
+from gateway.xmpp.net.manager import add_statistics
 
-__all__ = ["DeviceQueueView", "RelayView", "UpstreamView", "upstream_views"]
+__all__ = [
+    "DeviceQueueView",
+    "RelayView",
+    "RetiredUpstream",
+    "UpstreamView",
+    "retire_relay",
+    "retired_upstream",
+    "upstream_views",
+]
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class UpstreamView:
     state: ClientState
     stopped: bool
     connections: int
-    client: ClientStatistics
+    client: ClientStatistics  # every stream of the session summed (UpstreamSession.statistics)
 
 
 def upstream_views(sessions: Iterable[UpstreamSession]) -> list[UpstreamView]:
@@ -40,10 +51,32 @@ def upstream_views(sessions: Iterable[UpstreamSession]) -> list[UpstreamView]:
             state=session.client.state,
             stopped=session.stopped,
             connections=session.connections,
-            client=session.client.statistics(),
+            client=session.statistics(),
         )
         for session in sessions
     ]
+
+
+@dataclass(frozen=True)
+class RetiredUpstream:
+    """What the sessions no longer held did, summed: the part of each upstream counter that
+    keeps it from going down when a session closes (``UpstreamManager.retired``)."""
+
+    client: ClientStatistics | None = None  # None: no session retired yet
+    connections: int = 0
+    reconnections: int = 0
+
+
+def retired_upstream(managers: Iterable[UpstreamManager]) -> RetiredUpstream:
+    """The retired totals of ``managers``, added up."""
+    client: ClientStatistics | None = None
+    connections = reconnections = 0
+    for manager in managers:
+        if manager.retired is not None:
+            client = add_statistics(client, manager.retired)
+        connections += manager.retired_connections
+        reconnections += manager.retired_reconnections
+    return RetiredUpstream(client, connections, reconnections)
 
 
 @dataclass(frozen=True)
@@ -66,3 +99,27 @@ class RelayView:
     queues: Sequence[DeviceQueueView] = ()
     delivery_reports: Mapping[str, int] = field(default_factory=dict)
     relays: Sequence[RelayStatistics] = ()
+
+
+RELAY_LEVELS = frozenset({"pending_reports", "owed_receipts", "tracked_queue", "directed_watchers"})
+"""The fields of :class:`~gateway.relay.RelayStatistics` that are levels, not counts."""
+
+
+def retire_relay(total: RelayStatistics | None, relay: RelayStatistics) -> RelayStatistics:
+    """``total`` plus the counts of a relay that ended (its levels are zero): what the service
+    keeps of unbound devices so that the relay counters never go down."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(RelayStatistics):
+        theirs = getattr(relay, item.name)
+        if item.name in RELAY_LEVELS:
+            values[item.name] = 0
+            continue
+        mine = getattr(total, item.name) if total is not None else None
+        if isinstance(theirs, Mapping):
+            merged = dict(mine or {})
+            for key, count in theirs.items():
+                merged[key] = merged.get(key, 0) + count
+            values[item.name] = merged
+        else:
+            values[item.name] = (mine or 0) + theirs
+    return dataclasses.replace(relay, **values)

@@ -12,7 +12,7 @@ from gateway.relay import commands
 from gateway.relay.commands import Command, DeviceCommand, StoreCommand, UpstreamCommand
 from gateway.relay.contacts import ContactBook
 from gateway.relay.errors import LocalRelayError, RelayError
-from gateway.relay.inputs import DeviceDelivered
+from gateway.relay.inputs import DeviceDelivered, DeviceLinkLost, DeviceLinkUp, QueueOverflowed
 from gateway.relay.relay import (
     DeviceInput,
     DeviceRelay,
@@ -29,11 +29,14 @@ __all__ = [
     "DeviceCommand",
     "DeviceDelivered",
     "DeviceInput",
+    "DeviceLinkLost",
+    "DeviceLinkUp",
     "DeviceRelay",
     "DeviceSigner",
     "InboundVerifier",
     "LocalRelayError",
     "OnBehalfDeviceSigner",
+    "QueueOverflowed",
     "RelayConfig",
     "RelayError",
     "RelayStatistics",

@@ -44,6 +44,7 @@ __all__ = [
     "UpstreamSendReceipt",
     "UpstreamSetActive",
     "UpstreamSubscription",
+    "UpstreamSync",
     "UpstreamUnblock",
 ]
 
@@ -174,6 +175,13 @@ class UpstreamSetActive:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpstreamSync:
+    """A round trip to the server (an XEP-0199 ping in XMPP) whose answer comes after every
+    stanza the server sent before it: the relay hears it as the end of a flush
+    (:mod:`gateway.relay.flush`)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class UpstreamSendReceipt:
     """Confirm to ``to`` that its message ``message_id`` reached the device (XEP-0184)."""
 
@@ -239,6 +247,7 @@ UpstreamCommand = (
     | UpstreamBlock
     | UpstreamUnblock
     | UpstreamSetActive
+    | UpstreamSync
     | UpstreamSendReceipt
     | UpstreamDeliveryFailed
 )

@@ -19,16 +19,32 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from gateway.relay.commands import (
+    Command,
     PersistAlias,
     PersistContactListVersion,
     ReleaseAlias,
+    SendToDevice,
     StoreCommand,
+    UpstreamRosterRequest,
 )
-from gateway.wire import Contact, ContactList, SubscriptionState
+from gateway.wire import (
+    Contact,
+    ContactList,
+    ContactListRequest,
+    Error,
+    ErrorCode,
+    SubscriptionState,
+)
 from gateway.wire.messages import MAX_ADDRESS_SIZE, MAX_ALIAS, MAX_SHORT_TEXT_SIZE
 from gateway.xmpp import Jid, RosterItem, RosterSubscription
 
-__all__ = ["DEFAULT_MAX_CONTACTS", "DEFAULT_MAX_HISTORY", "AliasesExhaustedError", "ContactBook"]
+__all__ = [
+    "DEFAULT_MAX_CONTACTS",
+    "DEFAULT_MAX_HISTORY",
+    "AliasesExhaustedError",
+    "ContactBook",
+    "ContactListRequests",
+]
 
 DEFAULT_MAX_CONTACTS = 4096  # contacts kept per device; far above any handset's roster
 DEFAULT_MAX_HISTORY = 256  # remembered changes for deltas; an older version gets the whole list
@@ -234,3 +250,42 @@ class ContactBook:
         while len(self._history) > self._max_history:
             dropped_version, _ = self._history.pop(0)
             self._delta_floor = max(self._delta_floor, dropped_version)
+
+
+class ContactListRequests:
+    """ContactListRequests that wait for the roster, and whether the roster was asked for.
+
+    The first request after a start asks the upstream for the roster; later ones wait with it
+    (at most ``max_pending``); all are answered when it arrives, or told UPSTREAM_UNAVAILABLE
+    when the upstream session ends first.
+    """
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.roster_requested = False
+        self._pending: list[int | None] = []
+
+    def wait(self, known_version: int | None) -> list[Command] | None:
+        """Queue a request until the roster comes; None if too many wait already."""
+        if len(self._pending) >= self.max_pending:
+            return None
+        self._pending.append(known_version)
+        if self.roster_requested:
+            return []
+        self.roster_requested = True
+        return [UpstreamRosterRequest()]
+
+    def answer(self, book: ContactBook) -> list[Command]:
+        """The roster arrived: answer every waiting request from ``book``."""
+        self.roster_requested = False
+        answers: list[Command] = [SendToDevice(book.answer(v)) for v in self._pending]
+        self._pending.clear()
+        return answers
+
+    def abandon(self) -> list[Command]:
+        """The upstream session ended: every waiting request is told to retry later."""
+        self.roster_requested = False
+        error = Error(ErrorCode.UPSTREAM_UNAVAILABLE, message_type=ContactListRequest.TYPE)
+        answers: list[Command] = [SendToDevice(error) for _ in self._pending]
+        self._pending.clear()
+        return answers

@@ -4,8 +4,13 @@ The relay core names no protocol; this adapter is the one place that knows how e
 command looks in XMPP (RFC 6120/6121): a chat ``<message/>`` with ``<body/>``, the XEP-0184
 ``<request/>`` and the RFC 3923 ``<e2e/>`` child carrying the signed entity; presence with
 ``<show/>``, ``<status/>`` and ``<e2e/>``; subscription presence types (RFC 6121 §3); XEP-0191
-block and unblock; XEP-0352 client state; receipts; and an error ``<message/>`` telling a sender
-that its message expired (RFC 6120 §8.3). It uses only the client's public methods.
+block and unblock; XEP-0352 client state; the XEP-0199 ping of a sync; receipts; and an error
+``<message/>`` telling a sender that its message expired (RFC 6120 §8.3). It uses only the
+client's public methods.
+
+A device's message can also be built without sending it (:func:`message_stanza`, with an
+XEP-0359 origin-id) and sent later as a stanza its caller holds durably
+(:meth:`XmppUpstream.send_held_message`): the service's durable to-upstream queue does so.
 
 :func:`stanza_verifier` is the inbound half of RFC 3923: an :data:`InboundVerifier` over
 :class:`gateway.signing.E2eVerifier`.
@@ -35,9 +40,10 @@ from gateway.xmpp import (
     XmppClient,
 )
 from gateway.xmpp import events as ev
+from gateway.xmpp.archive import origin_id_element
 from gateway.xmpp.stanzas import build_message, build_presence
 
-__all__ = ["BLOCKING_NS", "XmppUpstream", "stanza_verifier"]
+__all__ = ["BLOCKING_NS", "XmppUpstream", "drop_reason", "message_stanza", "stanza_verifier"]
 
 BLOCKING_NS = "urn:xmpp:blocking"  # XEP-0191 §3
 _CLIENT = "{jabber:client}"
@@ -56,6 +62,10 @@ _FAILURE_CONDITIONS = {
         StanzaErrorType.WAIT,
         StanzaErrorCondition.RECIPIENT_UNAVAILABLE,
     ),
+    FailureReason.RESOURCE_CONSTRAINT: (
+        StanzaErrorType.WAIT,
+        StanzaErrorCondition.RESOURCE_CONSTRAINT,
+    ),
 }
 
 
@@ -65,12 +75,16 @@ class XmppUpstream:
     def __init__(self, client: XmppClient) -> None:
         self.client = client
 
-    def execute(self, command: cmd.UpstreamCommand, now: float) -> list[ev.Event]:
+    def execute(self, command: cmd.UpstreamCommand, client_now: float) -> list[ev.Event]:
         """Carry out ``command``; events to feed back to the relay (a stanza that cannot go).
 
-        A message the client refuses (too large, session over) comes back as
+        ``client_now`` is the time on the client's own clock, the one its adapter feeds to
+        ``handle_timer`` (trio's, in :mod:`gateway.xmpp.net`), not the relay's wall clock:
+        the requests sent here (roster, block, ping) time out on it.  A message the client
+        refuses (too large, session over) comes back as
         :class:`~gateway.xmpp.events.StanzaDropped`, which the relay reports as FAILED.
         """
+        now = client_now
         client = self.client
         if isinstance(command, cmd.UpstreamSendMessage):
             return self._send_message(command)
@@ -94,6 +108,8 @@ class XmppUpstream:
             client.send_iq("set", payload, now)
         elif isinstance(command, cmd.UpstreamSetActive):
             client.set_client_state(command.active)
+        elif isinstance(command, cmd.UpstreamSync):
+            client.ping(now)  # answered after all the server sent before it: PingAnswered
         elif isinstance(command, cmd.UpstreamSendReceipt):
             client.send_receipt(command.to, command.message_id)
         elif isinstance(command, cmd.UpstreamDeliveryFailed):
@@ -109,27 +125,46 @@ class XmppUpstream:
         return []
 
     def _send_message(self, command: cmd.UpstreamSendMessage) -> list[ev.Event]:
-        content = command.content
-        text = content.text if isinstance(content, TextContent) else None
-        lang = content.language if isinstance(content, TextContent) else None
-        stanza = build_message(
-            command.to,
-            id=command.message_id,
-            body=text,
-            lang=lang,
-            request_receipt=command.request_receipt,
-            extensions=_e2e(command.signed),
-        )
+        stanza = message_stanza(command)
         try:
             self.client.send_stanza(stanza)
         except LocalXmppError as error:
-            reason = (
-                ev.StanzaDropReason.TOO_LARGE
-                if "large" in type(error).__name__.lower()
-                else ev.StanzaDropReason.REFUSED
-            )
-            return [ev.StanzaDropped(command.message_id, reason, 0, stanza)]
+            return [ev.StanzaDropped(command.message_id, drop_reason(error), 0, stanza)]
         return []
+
+    def send_held_message(self, stanza: ET.Element) -> None:
+        """Send a message its caller holds durably and resends itself after a fresh session.
+
+        Raises :class:`~gateway.xmpp.LocalXmppError` if the client refuses it (see
+        :func:`drop_reason`).
+        """
+        self.client.send_stanza(stanza, resent_by_application=True)
+
+
+def message_stanza(command: cmd.UpstreamSendMessage, *, stanza_id: str | None = None) -> ET.Element:
+    """The chat ``<message/>`` of ``command``; with ``stanza_id``, that is its ``id`` and its
+    XEP-0359 origin-id, so the account's archive can later say whether the server has it."""
+    content = command.content
+    text = content.text if isinstance(content, TextContent) else None
+    lang = content.language if isinstance(content, TextContent) else None
+    extensions = _e2e(command.signed)
+    if stanza_id is not None:
+        extensions = (*extensions, origin_id_element(stanza_id))
+    return build_message(
+        command.to,
+        id=stanza_id if stanza_id is not None else command.message_id,
+        body=text,
+        lang=lang,
+        request_receipt=command.request_receipt,
+        extensions=extensions,
+    )
+
+
+def drop_reason(error: LocalXmppError) -> ev.StanzaDropReason:
+    """How a message the client refused is reported: too large, or refused."""
+    if "large" in type(error).__name__.lower():
+        return ev.StanzaDropReason.TOO_LARGE
+    return ev.StanzaDropReason.REFUSED
 
 
 def _e2e(signed: bytes | None) -> tuple[ET.Element, ...]:

@@ -24,8 +24,23 @@ upstream said and what the clock did (docs/relay.md, docs/service.md):
   restarted gateway resumes the stream (:func:`stored_resumption`) and the server redelivers
   what the queue did not hold; what it redelivers that the queue did hold is recognised by its
   stanza id and not queued twice.
-* Store commands go to the store. ``AcknowledgeDevice`` has no wire form yet (the session layer
-  acknowledges records on receipt), so it is counted only.
+* A SendMessage is committed to the account's durable to-upstream queue, its device message id
+  remembered in the same transaction (:meth:`~gateway.store.GatewayStore.enqueue_upstream_once`),
+  and sent from there with a deterministic id and XEP-0359 origin-id (:func:`origin_id_for`); it
+  leaves the queue at the server's XEP-0198 acknowledgement. A SendMessage seen before, queued
+  or already acknowledged (even by an earlier process), is not sent again; a full queue is
+  reported FAILED. After a restart, and on every fresh upstream stream (the client leaves
+  queued stanzas to us, ``resent_by_application``), the account's archive (XEP-0313,
+  :class:`~gateway.xmpp.archive.ArchiveCatchUp`) says which queued messages the server already
+  has; the others are sent again (unverified, and counted, if the archive cannot say).
+* Every operation from the device is released to the session layer
+  (:meth:`OperationSink.release_operation`) once all of its commands ran, so the device's record
+  is acknowledged only once what it asked is durable. ``AcknowledgeDevice`` (the server accepted
+  the stanza) then needs no wire form: the device stopped retaining it at the commit; it is
+  counted. Store commands go to the store.
+* Latency (:class:`~gateway.service.latency.EndToEndLatency`, if given): device -> person from
+  the SendMessage's arrival to the server's acknowledgement, person -> device from the stanza's
+  commit to the device's queue (its arrival) to the device's acknowledgement of the record.
 
 Nothing a device or server does may end the binding: each loop catches and counts what escapes
 one input (:class:`BindingCounters`), as the transports do.
@@ -33,11 +48,15 @@ one input (:class:`BindingCounters`), as the transports do.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
+import hashlib
 import logging
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,10 +64,17 @@ from typing import Protocol
 import trio
 
 from gateway import wire
-from gateway.relay import DeviceDelivered, DeviceRelay, SleepState
+from gateway.relay import (
+    DeviceDelivered,
+    DeviceLinkLost,
+    DeviceLinkUp,
+    DeviceRelay,
+    QueueOverflowed,
+)
 from gateway.relay import LocalRelayError as RelayMisuse
 from gateway.relay import commands as cmd
-from gateway.relay.xmpp_upstream import XmppUpstream
+from gateway.relay.xmpp_upstream import XmppUpstream, drop_reason, message_stanza
+from gateway.service.latency import Direction, EndToEndLatency
 from gateway.session import LocalSessionError as SessionMisuse
 from gateway.session import (
     OperationAcknowledged,
@@ -62,10 +88,17 @@ from gateway.store import (
     QueueKind,
     StoreError,
     StreamResumption,
+    UpstreamState,
 )
 from gateway.transport._internal_errors import InternalErrors
-from gateway.xmpp import ClientConfig, Jid, XmppError
+from gateway.xmpp import ClientConfig, Jid, LocalXmppError, StanzaTooLargeError, XmppError
 from gateway.xmpp import events as ev
+from gateway.xmpp.archive import (
+    ArchiveCatchUp,
+    ArchiveParseError,
+    origin_id_of,
+    parse_archive_fin_untrusted,
+)
 from gateway.xmpp.net import UpstreamSession
 from gateway.xmpp.stream_management import ResumptionToken
 
@@ -77,6 +110,7 @@ __all__ = [
     "DeviceLink",
     "OperationSink",
     "next_incoming_blob",
+    "origin_id_for",
     "stored_resumption",
 ]
 
@@ -87,6 +121,10 @@ MAX_TIMER_SLEEP = 60.0  # seconds: the relay's deadlines are on the wall clock, 
 # Inbound acknowledgements between two writes of the stream's resumption state during a flood
 # (a quiet channel writes at once): one commit per batch, and the server's queue stays short.
 RESUMPTION_PERSIST_BATCH = 32
+# Seconds subtracted from the oldest pending message's enqueue time when the archive is asked
+# what it holds since then: the server's clock may be behind ours (same host: no skew).
+ARCHIVE_CLOCK_MARGIN = 300.0
+MAX_RELAY_IDS = 4096  # stanza id -> the relay's id of the same message, for late receipts
 
 logger = logging.getLogger("gateway.service")
 
@@ -129,16 +167,36 @@ async def stored_resumption(store: GatewayStore, config: ClientConfig) -> Resump
     )
 
 
+def origin_id_for(kid: bytes, device_message_id: int) -> str:
+    """The stanza id and XEP-0359 origin-id of the device's SendMessage ``device_message_id``.
+
+    Deterministic, so a SendMessage the device sends again, even to a restarted gateway, maps
+    to the same stanza, and the account's archive can tell whether the server already has it.
+    """
+    digest = hashlib.sha256(b"impp origin-id\0" + kid + b"\0" + str(device_message_id).encode())
+    return f"impp-{digest.hexdigest()[:32]}"
+
+
+def _queue_id(kid: bytes, device_message_id: int) -> bytes:
+    """The message's id in the account's to-upstream queue: the device's, under its kid."""
+    return f"{kid.hex()}/{device_message_id}".encode()
+
+
 def next_incoming_blob(kid: bytes) -> str:
     """The named blob holding the next IncomingMessage id of the device with ``kid``."""
     return f"relay/{kid.hex()}/next-incoming-id"
 
 
 class OperationSink(Protocol):
-    """What a device listener offers here: queue an operation, get its operation id."""
+    """What a device listener offers here: queue an operation, get its operation id; say that
+    an operation received is durable, so that its record may be acknowledged."""
 
     def send_operation(self, connection_id: bytes, message: wire.Message) -> int:
         """Queue ``message`` to the session ``connection_id``."""
+        ...
+
+    def release_operation(self, connection_id: bytes, receipt: int) -> None:
+        """The operation received with ``receipt`` (``OperationReceived.receipt``) is done."""
         ...
 
 
@@ -156,6 +214,24 @@ class _InFlight:
     message: wire.Message
     seq: int | None  # the queue item it came from, if any
     incoming_id: int | None  # an IncomingMessage's id (for DeviceDelivered)
+    enqueued_at: float | None = None  # when the queue item was committed (its stanza arrived)
+
+
+class _Standing(enum.Enum):
+    """Where a device's message in the to-upstream queue stands, as far as this process knows."""
+
+    UNVERIFIED = "unverified"  # may have reached the server: the archive is asked first
+    WAITING = "waiting"  # known not to be at the server: to send
+    ON_STREAM = "on-stream"  # handed to the current stream; XEP-0198 carries it to its ack
+
+
+@dataclass
+class _Outbound:
+    seq: int
+    stanza_id: str  # also its origin-id
+    stanza: ET.Element
+    received_at: float  # when its SendMessage arrived (or was queued, for one restored)
+    standing: _Standing
 
 
 @dataclass
@@ -193,6 +269,7 @@ class DeviceBinding:
         upstream: UpstreamSession | None,
         clock: Callable[[], float] = time.time,
         drain_window: int = DEFAULT_DRAIN_WINDOW,
+        latency: EndToEndLatency | None = None,
     ) -> None:
         self.kid = kid
         self.name = f"device 0x{kid.hex()}"
@@ -201,6 +278,7 @@ class DeviceBinding:
         self.upstream = upstream
         self.clock = clock
         self.drain_window = drain_window
+        self.latency = latency
         self.counters = BindingCounters()
         self._errors = InternalErrors(self.counters.counts, logger)
         self.link: DeviceLink | None = None
@@ -211,6 +289,15 @@ class DeviceBinding:
         self._stanza_key: str | None = None  # the inbound stanza whose commands are running
         self._upstream_generation = 0  # fresh upstream streams seen in its events (see manager)
         self._unpersisted_acks = 0  # inbound acknowledgements not yet in the store
+        self._account = str(relay.account)
+        self._outbound: dict[str, _Outbound] = {}  # the to-upstream queue, by stanza id
+        self._relay_ids: OrderedDict[str, str] = OrderedDict()  # stanza id -> relay's id
+        self._catch_up: ArchiveCatchUp | None = None
+        self._catch_up_iq: str | None = None
+        self._catch_up_count = 0
+        self._verify_at_next_session = False  # restored items: ask the archive once it is up
+        self._stream_management = True
+        self._operation_received_at: float | None = None
         self._timer_wake = trio.Event()
         self._cancel = trio.CancelScope()
         self.stopped = trio.Event()
@@ -222,6 +309,8 @@ class DeviceBinding:
         """The binding's tasks (upstream events, timers) until :meth:`stop`."""
         try:
             with self._cancel:
+                async with self._lock:
+                    await self._guarded(self._load_upstream_queue)
                 async with trio.open_nursery() as nursery:
                     if self.upstream is not None:
                         nursery.start_soon(self._upstream_loop, self.upstream)
@@ -242,6 +331,9 @@ class DeviceBinding:
             self._in_flight.clear()
             self._seqs_in_flight.clear()
             self._draining = True
+            await self._guarded(
+                lambda: self._execute(self.relay.device_operation(DeviceLinkUp(), self.clock()))
+            )
             await self._guarded(self._top_up)
 
     async def detach(self, link: DeviceLink) -> None:
@@ -259,6 +351,10 @@ class DeviceBinding:
                         flight.message, coalesce_key=_coalesce_key(flight.message)
                     )
                     await self._guarded(functools.partial(self._enqueue, requeue))
+            await self._guarded(
+                lambda: self._execute(self.relay.device_operation(DeviceLinkLost(), self.clock()))
+            )
+        self._timer_wake.set()  # the relay's link-lost grace is a new deadline
 
     async def device_event(self, link: DeviceLink, event: object) -> None:
         """One session event of the device's current session."""
@@ -266,7 +362,12 @@ class DeviceBinding:
             if self.link != link:
                 self.counters.add("event-from-old-session")
                 return
-            await self._guarded(functools.partial(self._on_device_event, event))
+            done = await self._guarded(functools.partial(self._on_device_event, event))
+            if isinstance(event, OperationReceived):
+                if done:
+                    link.listener.release_operation(link.connection_id, event.receipt)
+                else:
+                    self.counters.add("release-withheld")  # the store failed: not durable
         self._timer_wake.set()  # a SendMessage or Sleep may have set a nearer deadline
 
     async def _on_device_event(self, event: object) -> None:
@@ -274,7 +375,11 @@ class DeviceBinding:
         if isinstance(event, OperationReceived):
             self.counters.add(f"from-device-{type(event.message).__name__}")
             logger.info("%s: %s from the device", self.name, type(event.message).__name__)
-            await self._execute(self.relay.device_operation(event.message, now))
+            self._operation_received_at = now
+            try:
+                await self._execute(self.relay.device_operation(event.message, now))
+            finally:
+                self._operation_received_at = None
         elif isinstance(event, OperationRejected):
             self.counters.add("from-device-rejected")
             await self._execute(self.relay.device_rejected(event.error.code))
@@ -290,6 +395,8 @@ class DeviceBinding:
             await self.store.remove_from_device_queue(self.kid, [flight.seq])
         if flight.incoming_id is not None:
             self.counters.add("delivered-to-device")
+            if self.latency is not None and flight.enqueued_at is not None:
+                self.latency.observe(Direction.PERSON_TO_DEVICE, now - flight.enqueued_at)
             await self._execute(
                 self.relay.device_operation(DeviceDelivered(flight.incoming_id), now)
             )
@@ -311,6 +418,9 @@ class DeviceBinding:
 
     async def _on_upstream_event(self, event: ev.UpstreamSessionEvent) -> None:
         self._stanza_key = None
+        if await self._on_outbound_event(event):
+            return
+        event = self._to_relay_ids(event)
         if isinstance(event, ev.MessageReceived):
             message = event.message
             if message.id is not None and message.from_ is not None:
@@ -345,6 +455,19 @@ class DeviceBinding:
         ):
             await self._persist_resumption(upstream, fresh=False)
 
+    async def checkpoint_upstream(self) -> bool:
+        """Persist the upstream stream's resumption id and counters now (the drain's last word).
+
+        Called once the binding has stopped, so no later acknowledgement can pass what is
+        stored; False when there is no live upstream stream to checkpoint. Store errors
+        propagate to the caller, which counts them.
+        """
+        upstream = self.upstream
+        if upstream is None or upstream.stopped:
+            return False
+        await self._persist_resumption(upstream, fresh=False)
+        return True
+
     async def _persist_resumption(self, upstream: UpstreamSession, *, fresh: bool) -> None:
         account = str(upstream.jid)
         checkpoint = upstream.inbound_checkpoint(self._upstream_generation)
@@ -365,6 +488,272 @@ class DeviceBinding:
         self._unpersisted_acks = 0
         self.counters.add("resumption-persisted")
         await upstream.release_inbound(checkpoint)
+
+    # -- the to-upstream queue --------------------------------------------------------------------
+
+    async def _load_upstream_queue(self) -> None:
+        """Take over what an earlier process left in the account's queue: not known delivered."""
+        prefix = f"{self.kid.hex()}/".encode()
+        items = await self.store.upstream_queue(
+            self._account, states=list(UpstreamState), limit=MAX_QUEUE_SCAN
+        )
+        unreadable: list[int] = []
+        for item in items:
+            if not item.device_message_id.startswith(prefix):
+                continue  # another device's message on the same account
+            try:
+                stanza = ET.fromstring(item.payload)  # noqa: S314 - our own store's bytes
+            except (ET.ParseError, ValueError):
+                stanza = None
+            stanza_id = origin_id_of(stanza) if stanza is not None else None
+            if stanza is None or stanza_id is None:
+                unreadable.append(item.seq)
+                continue
+            self._outbound[stanza_id] = _Outbound(
+                item.seq, stanza_id, stanza, item.enqueued_at, _Standing.UNVERIFIED
+            )
+        if unreadable:
+            self.counters.add("upstream-queue-item-unreadable", len(unreadable))
+            await self.store.remove_upstream(self._account, unreadable)
+        if self._outbound:
+            self.counters.add("upstream-restored", len(self._outbound))
+            self._verify_at_next_session = True
+
+    async def _send_message(
+        self, command: cmd.UpstreamSendMessage, now: float
+    ) -> list[cmd.Command]:
+        """Commit the device's message to the to-upstream queue, once; then send it from there.
+
+        A SendMessage seen before (queued, or sent and acknowledged, even by an earlier
+        process) is not sent again: the relay's record of it is tied to the stanza already
+        queued or sent, whose acknowledgement and receipts it then gets.
+        """
+        stanza_id = origin_id_for(self.kid, command.device_message_id)
+        self._relay_ids[stanza_id] = command.message_id
+        self._relay_ids.move_to_end(stanza_id)
+        while len(self._relay_ids) > MAX_RELAY_IDS:
+            self._relay_ids.popitem(last=False)
+        if self.upstream is None:
+            self.counters.add("upstream-missing")
+            return []
+        stanza = message_stanza(command, stanza_id=stanza_id)
+        outcome = await self.store.enqueue_upstream_once(
+            self._account,
+            self.kid,
+            str(command.device_message_id).encode(),
+            _queue_id(self.kid, command.device_message_id),
+            ET.tostring(stanza),
+            now=now,
+            remember_until=now + DEFAULT_DEDUPLICATION_LIFETIME,
+        )
+        if outcome.result is EnqueueResult.OVERFLOW:
+            self.counters.add("upstream-queue-overflow")
+            logger.warning("%s: to-upstream queue full, message refused", self.name)
+            dropped = ev.StanzaDropped(command.message_id, ev.StanzaDropReason.REFUSED, 0, stanza)
+            return self.relay.upstream_event(dropped, now)
+        if outcome.result is EnqueueResult.DUPLICATE:
+            self.counters.add("upstream-duplicate")
+            if outcome.queued:
+                return []  # its acknowledgement is still to come, and reaches this record
+            # It left the queue: the server acknowledged it.
+            return self.relay.upstream_event(ev.StanzasAcknowledged(1, (command.message_id,)), now)
+        assert outcome.seq is not None  # QUEUED always has its place
+        received_at = self._operation_received_at
+        item = _Outbound(
+            outcome.seq,
+            stanza_id,
+            stanza,
+            received_at if received_at is not None else now,
+            _Standing.WAITING,
+        )
+        self._outbound[stanza_id] = item
+        return await self._transmit(item, now)
+
+    async def _transmit(self, item: _Outbound, now: float) -> list[cmd.Command]:
+        """Hand one queued message to the upstream stream (the client keeps it until its ack)."""
+        upstream = self.upstream
+        if upstream is None or item.standing is not _Standing.WAITING:
+            return []
+        try:
+            await upstream.use(lambda client: XmppUpstream(client).send_held_message(item.stanza))
+        except StanzaTooLargeError as error:
+            self.counters.add("upstream-refused")
+            return await self._give_up(item, drop_reason(error), now)
+        except LocalXmppError:
+            self.counters.add("upstream-send-deferred")  # closing or full: sent at a later turn
+            return []
+        item.standing = _Standing.ON_STREAM
+        self.counters.add("upstream-UpstreamSendMessage")
+        if not self._stream_management:
+            # Without XEP-0198 nothing is ever acknowledged: written is as far as it can go.
+            self.counters.add("upstream-sent-without-ack")
+            return await self._acknowledged([item.stanza_id], now)
+        return []
+
+    async def _transmit_waiting(self, now: float) -> list[cmd.Command]:
+        followers: list[cmd.Command] = []
+        for item in sorted(self._outbound.values(), key=lambda item: item.seq):
+            if item.standing is _Standing.WAITING:
+                followers += await self._transmit(item, now)
+        return followers
+
+    async def _give_up(
+        self, item: _Outbound, reason: ev.StanzaDropReason, now: float
+    ) -> list[cmd.Command]:
+        """The message can never go (too large, refused for policy): out of the queue, FAILED."""
+        self._outbound.pop(item.stanza_id, None)
+        await self.store.remove_upstream(self._account, [item.seq])
+        relay_id = self._relay_ids.get(item.stanza_id, item.stanza_id)
+        return self.relay.upstream_event(ev.StanzaDropped(relay_id, reason, 0, item.stanza), now)
+
+    async def _acknowledged(self, stanza_ids: Sequence[str], now: float) -> list[cmd.Command]:
+        """The server has these queued messages: out of the queue; the relay hears it."""
+        items = [self._outbound.pop(i) for i in stanza_ids if i in self._outbound]
+        if not items:
+            return []
+        await self.store.remove_upstream(self._account, [item.seq for item in items])
+        if self.latency is not None:
+            for item in items:
+                self.latency.observe(Direction.DEVICE_TO_PERSON, now - item.received_at)
+        relay_ids = tuple(self._relay_ids.get(i.stanza_id, i.stanza_id) for i in items)
+        return self.relay.upstream_event(ev.StanzasAcknowledged(len(items), relay_ids), now)
+
+    async def _on_outbound_event(self, event: ev.UpstreamSessionEvent) -> bool:
+        """What an upstream event means for the to-upstream queue; True if it was only that.
+
+        Acknowledgements take the messages out of the queue (the relay then hears them with
+        its own ids). A fresh stream has none of what the last one held (the client does not
+        resend what the queue holds, ``resent_by_application``): the archive is asked which
+        of them the server already has, and the rest is sent again.
+        """
+        now = self.clock()
+        if isinstance(event, ev.SessionEstablished):
+            self._stream_management = event.stream_management
+            for item in self._outbound.values():
+                if item.standing is _Standing.ON_STREAM:
+                    item.standing = _Standing.UNVERIFIED
+            self._verify_at_next_session = False
+            await self._execute(await self._start_catch_up(now))
+            return False
+        if isinstance(event, ev.SessionResumed):
+            if self._verify_at_next_session:
+                self._verify_at_next_session = False
+                await self._execute(await self._start_catch_up(now))
+            else:
+                await self._execute(await self._transmit_waiting(now))
+            return False
+        if isinstance(event, ev.StanzasAcknowledged):
+            ours = [i for i in event.ids if i is not None and i in self._outbound]
+            if ours:
+                await self._execute(await self._acknowledged(ours, now))
+                await self._execute(await self._transmit_waiting(now))
+            return len(ours) == len(event.ids)
+        if isinstance(event, ev.StanzaDropped) and event.id in self._outbound:
+            item = self._outbound[event.id]
+            self.counters.add(f"upstream-dropped-{event.reason}")
+            await self._execute(await self._give_up(item, event.reason, now))
+            return True
+        if isinstance(event, ev.ArchiveResultReceived):
+            if self._catch_up is not None:
+                self._catch_up.result_received(event.result)
+            return True
+        if isinstance(event, ev.IqResultReceived | ev.IqFailed | ev.IqTimedOut):
+            if self._catch_up is None or event.id != self._catch_up_iq:
+                return False
+            self._catch_up_iq = None
+            if isinstance(event, ev.IqResultReceived):
+                try:
+                    self._catch_up.page_finished(parse_archive_fin_untrusted(event.payload))
+                except ArchiveParseError:
+                    self.counters.add("archive-answer-malformed")
+                    await self._execute(await self._finish_catch_up(verified=False, now=now))
+                    return True
+                await self._execute(await self._continue_catch_up(now))
+            else:
+                self.counters.add(f"archive-query-{type(event).__name__}")
+                logger.warning("%s: the archive query failed (%s)", self.name, type(event).__name__)
+                await self._execute(await self._finish_catch_up(verified=False, now=now))
+            return True
+        return False
+
+    async def _start_catch_up(self, now: float) -> list[cmd.Command]:
+        unverified = [i for i in self._outbound.values() if i.standing is _Standing.UNVERIFIED]
+        if not unverified:
+            self._catch_up = None
+            self._catch_up_iq = None
+            logger.info("%s: to-upstream queue checked: nothing to verify", self.name)
+            return await self._transmit_waiting(now)
+        self._catch_up_count += 1
+        self.counters.add("archive-catch-up")
+        logger.info("%s: asking the archive about %d queued messages", self.name, len(unverified))
+        oldest = min(item.received_at for item in unverified)
+        self._catch_up = ArchiveCatchUp(
+            [item.stanza_id for item in unverified],
+            query_id=f"catch-up-{self._catch_up_count}-{secrets.token_hex(4)}",
+            start=oldest - ARCHIVE_CLOCK_MARGIN,
+        )
+        followers = await self._transmit_waiting(now)
+        return followers + await self._continue_catch_up(now)
+
+    async def _continue_catch_up(self, now: float) -> list[cmd.Command]:
+        catch_up, upstream = self._catch_up, self.upstream
+        if catch_up is None or upstream is None:
+            return []
+        query = catch_up.next_query()
+        if query is None:
+            return await self._finish_catch_up(verified=not catch_up.exhausted, now=now)
+        try:
+            # The client's timers run on trio's clock, not the binding's wall clock.
+            self._catch_up_iq = await upstream.use(
+                lambda client: client.send_iq("set", query, trio.current_time())
+            )
+        except LocalXmppError:
+            return await self._finish_catch_up(verified=False, now=now)
+        return []
+
+    async def _finish_catch_up(self, *, verified: bool, now: float) -> list[cmd.Command]:
+        """Messages the archive holds count as acknowledged; the others are sent again."""
+        catch_up, self._catch_up, self._catch_up_iq = self._catch_up, None, None
+        matched = catch_up.matched if catch_up is not None else set()
+        pending = catch_up.pending if catch_up is not None else frozenset()
+        found = [i for i in pending if i in matched and i in self._outbound]
+        if found:
+            self.counters.add("upstream-found-in-archive", len(found))
+        resent = 0
+        for stanza_id in pending - matched:
+            item = self._outbound.get(stanza_id)
+            if item is not None and item.standing is _Standing.UNVERIFIED:
+                item.standing = _Standing.WAITING
+                resent += 1
+        if resent:
+            self.counters.add(
+                "upstream-resent" if verified else "upstream-resent-unverified", resent
+            )
+            if not verified:
+                logger.warning(
+                    "%s: %d messages sent again without the archive's word (may duplicate)",
+                    self.name,
+                    resent,
+                )
+        logger.info(
+            "%s: to-upstream queue checked: %d in the archive, %d sent again",
+            self.name,
+            len(found),
+            resent,
+        )
+        followers = await self._acknowledged(found, now)
+        return followers + await self._transmit_waiting(now)
+
+    def _to_relay_ids(self, event: ev.UpstreamSessionEvent) -> ev.UpstreamSessionEvent:
+        """The event with our stanza ids replaced by the relay's ids of the same messages."""
+        ids = self._relay_ids
+        if isinstance(event, ev.ReceiptReceived) and event.message_id in ids:
+            return dataclasses.replace(event, message_id=ids[event.message_id])
+        if isinstance(event, ev.MessageFailed | ev.StanzaDropped) and event.id in ids:
+            return dataclasses.replace(event, id=ids[event.id or ""])
+        if isinstance(event, ev.StanzasAcknowledged):
+            return dataclasses.replace(event, ids=tuple(ids.get(i or "", i) for i in event.ids))
+        return event
 
     # -- timers -----------------------------------------------------------------------------------
 
@@ -436,13 +825,21 @@ class DeviceBinding:
             elif isinstance(command, cmd.PersistContactListVersion):
                 await self.store.set_roster_version(self.kid, str(command.version))
             elif isinstance(command, cmd.RecordDeduplicationId):
+                following = work[0] if work else None
+                if (
+                    isinstance(following, cmd.UpstreamSendMessage)
+                    and following.device_message_id == command.message_id
+                ):
+                    continue  # remembered with its queue entry, in the same transaction
                 await self.store.remember_device_message(
                     self.kid,
                     str(command.message_id).encode(),
                     expires_at=now + DEFAULT_DEDUPLICATION_LIFETIME,
                 )
             elif isinstance(command, cmd.ForgetDeduplicationId):
-                self.counters.add("deduplication-id-kept")  # the store has no forget yet
+                self.counters.add("deduplication-id-kept")  # see docs/service.md
+            elif isinstance(command, cmd.UpstreamSendMessage):
+                work[0:0] = await self._send_message(command, now)
             else:
                 work[0:0] = await self._upstream(command, now)
 
@@ -452,7 +849,9 @@ class DeviceBinding:
             self.counters.add("upstream-missing")
             return []
         try:
-            events = await upstream.use(lambda client: XmppUpstream(client).execute(command, now))
+            events = await upstream.use(
+                lambda client: XmppUpstream(client).execute(command, trio.current_time())
+            )
         except XmppError as exc:
             self.counters.add("upstream-refused")
             logger.warning(
@@ -481,7 +880,13 @@ class DeviceBinding:
             await self._top_up()
             return
         link = self.link
-        if link is None:
+        operation_id: int | None = None
+        if link is not None:
+            try:
+                operation_id = link.listener.send_operation(link.connection_id, message)
+            except SessionMisuse:
+                self.counters.add("link-gone")  # replaced; its SessionClosed is on its way
+        if operation_id is None:
             if type(message) in _QUEUE_KINDS:
                 await self._enqueue(
                     cmd.EnqueueForDevice(message, coalesce_key=_coalesce_key(message))
@@ -489,7 +894,6 @@ class DeviceBinding:
             else:
                 self.counters.add(f"not-sent-{type(message).__name__}")
             return
-        operation_id = link.listener.send_operation(link.connection_id, message)
         self._in_flight[operation_id] = _InFlight(message, None, None)
         self.counters.add(f"to-device-{type(message).__name__}")
 
@@ -539,11 +943,13 @@ class DeviceBinding:
         self.counters.add(f"queued-{result.value}")
         if result is EnqueueResult.OVERFLOW:
             logger.warning("%s: queue full, %s dropped", self.name, kind.value)
+            if isinstance(message, wire.IncomingMessage):  # its sender is told (RFC 2779 §5.4.1)
+                await self._execute(self.relay.device_operation(QueueOverflowed(message.id), now))
 
     async def _top_up(self) -> None:
         """Send queued items, oldest first, while the device listens and the window allows."""
         link = self.link
-        if link is None or not self._draining or self.relay.state is not SleepState.AWAKE:
+        if link is None or not self._draining or not self.relay.delivering:
             return
         room = self.drain_window - len(self._seqs_in_flight)
         if room <= 0:
@@ -562,9 +968,15 @@ class DeviceBinding:
                 self.counters.add("queue-item-unreadable")
                 await self.store.remove_from_device_queue(self.kid, [item.seq])
                 continue
-            operation_id = link.listener.send_operation(link.connection_id, message)
+            try:
+                operation_id = link.listener.send_operation(link.connection_id, message)
+            except SessionMisuse:
+                self.counters.add("link-gone")  # the queue keeps it for the next session
+                return
             incoming_id = message.id if isinstance(message, wire.IncomingMessage) else None
-            self._in_flight[operation_id] = _InFlight(message, item.seq, incoming_id)
+            self._in_flight[operation_id] = _InFlight(
+                message, item.seq, incoming_id, item.enqueued_at
+            )
             self._seqs_in_flight.add(item.seq)
             self.counters.add(f"to-device-{type(message).__name__}")
 

@@ -20,6 +20,7 @@ seconds, never at scrape time (a scrape must not wait on SQLite).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -42,10 +43,13 @@ from gateway.metrics import (
     MetricsEndpoint,
     MetricSources,
     RelayView,
+    RetiredUpstream,
     UpstreamView,
     build_registry,
+    retired_upstream,
     upstream_views,
 )
+from gateway.service.latency import Direction
 from gateway.signing import VerifierStatistics
 from gateway.statuspage import (
     MetricsWithStatusEndpoint,
@@ -188,12 +192,13 @@ def metric_sources(service: GatewayService, queues: QueueSampler) -> MetricSourc
             DeviceQueueView(queues.depth(kid), queues.oldest_age(kid, now) or 0.0)
             for kid in service.bound
         ]
-        # Delivery reports by outcome are not counted by the bindings yet (they count reports
-        # sent, not their status), so that family stays at zero rather than guess.
-        return RelayView(
-            queues=views,
-            relays=[bound.binding.relay.statistics() for bound in service.bound.values()],
-        )
+        relays = [bound.binding.relay.statistics() for bound in service.bound.values()]
+        if service.retired_relays is not None:
+            relays.append(service.retired_relays)
+        return RelayView(queues=views, relays=relays)
+
+    def upstream_retired() -> RetiredUpstream:
+        return retired_upstream(service.managers.values())
 
     store_source = None
     if _store_statistics(service) is not None:
@@ -206,9 +211,14 @@ def metric_sources(service: GatewayService, queues: QueueSampler) -> MetricSourc
     return MetricSources(
         listeners={listener.name: listener.facade.statistics for listener in service.listeners},
         upstream=upstream,
+        upstream_retired=upstream_retired,
         store=store_source,
         relay=relay,
         verifier=lambda: _verifier_statistics(service),
+        latency={
+            direction.value: functools.partial(service.latency.snapshot, direction)
+            for direction in Direction
+        },
     )
 
 
@@ -249,15 +259,16 @@ class ServiceStatus:
         failed = counters.get("session-refused", 0) + counters.get("handshake-refused-draining", 0)
         for listener in service.listeners:
             failed += listener.core.statistics().dropped.get("handshake_failed", 0)
-        delivered = 0
+        delivered = failed_reports = 0
         for bound in service.bound.values():
             delivered += bound.binding.counters.get("delivered-to-device")
+            failed_reports += bound.binding.relay.statistics().reports_failed
         upstreams = Counter(_upstream_state(service, kid) for kid in service.bound)
         return StatusTotals(
             handshakes_ok=handshakes,
             handshakes_failed=failed,
             deliveries_ok=delivered,
-            deliveries_failed=0,
+            deliveries_failed=failed_reports,
             queued=sum(self.queues.depth(kid) for kid in service.bound),
             upstreams=dict(upstreams),
         )

@@ -6,8 +6,10 @@ point 4, transparent mode). From a validated :class:`~gateway.config.Configurati
 
 1. loads the gateway's EDHOC identity and its S/MIME CA;
 2. restores the session layer's ticket key ring from the store's named blob
-   :data:`TICKET_RING_BLOB` (or makes one) and saves it back at once (the restore rotated it),
-   after every accepted resumption and at shutdown;
+   :data:`TICKET_RING_BLOB` (or makes one; :mod:`gateway.service.tickets`) and saves it back at
+   once (the restore rotated it); afterwards each listener's send gate commits it whenever it
+   changed, *before* the datagram with the NewTicket sealed by it is sent (after a handshake or
+   a resumption), and at shutdown;
 3. takes a snapshot of the device registry (:class:`~gateway.service.registry.DeviceRegistry`),
    which EDHOC's credential lookup reads: only enrolled devices have a credential, so a revoked
    device's handshake fails; its resumption (no credential involved) is closed on arrival;
@@ -23,11 +25,15 @@ point 4, transparent mode). From a validated :class:`~gateway.config.Configurati
 
 :meth:`GatewayService.request_stop` (the CLI calls it on SIGTERM/SIGINT) drains the gateway:
 :attr:`GatewayService.draining` turns true at once (readiness reports it), new handshakes are
-refused, the listeners stop (each says Close to its sessions), the bindings stop (each has kept
-its upstream stream's XEP-0198 resumption checkpoint in the store as it released
-acknowledgements), every upstream stream is closed cleanly and the ticket ring is saved, all
-within ``[gateway] drain_timeout`` seconds; the caller then closes the store, which commits
-what was submitted.
+refused, the listeners stop (each says Close to its sessions; a device keeps its resumption
+ticket and resumes against the next process, whose ticket ring is the one saved here), the
+bindings stop, each upstream stream's XEP-0198 resumption id and counters are persisted
+(committed), and then every upstream connection is dropped *without* closing its stream
+(:meth:`~gateway.xmpp.net.UpstreamManager.hibernate`): the server keeps the session for
+resumption, the restarted gateway resumes it from the store, and the server redelivers what
+it sent meanwhile. The ticket ring is saved last; all of it within ``[gateway] drain_timeout``
+seconds. The caller then closes the store, which commits what was submitted. A device's
+revocation, by contrast, closes its upstream stream cleanly: nothing should resume it.
 
 The operations side (metrics, readiness, the status page, the admin socket) is mounted in the
 same nursery by :mod:`gateway.service.ops`, which reads this object's tables.
@@ -35,6 +41,7 @@ same nursery by :mod:`gateway.service.ops`, which reads this object's tables.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -47,10 +54,19 @@ from typing import Any
 import trio
 
 from gateway import edhoc
-from gateway.config import Configuration, UpstreamDomain, load_gateway_identity
+from gateway.config import (
+    Configuration,
+    ReloadPlan,
+    UpstreamDomain,
+    live_configuration,
+    load_gateway_identity,
+    plan_reload,
+)
+from gateway.enroll.enrollment import signing_paths
 from gateway.impp import ImppAddress
+from gateway.metrics import retire_relay
 from gateway.observability import bind_context
-from gateway.relay import DeviceRelay, OnBehalfDeviceSigner, RelayConfig
+from gateway.relay import DeviceRelay, OnBehalfDeviceSigner, RelayConfig, RelayStatistics
 from gateway.relay.xmpp_upstream import stanza_verifier
 from gateway.service.binding import (
     DeviceBinding,
@@ -58,8 +74,11 @@ from gateway.service.binding import (
     next_incoming_blob,
     stored_resumption,
 )
+from gateway.service.credentials import CredentialOutcome, device_signing_credential
+from gateway.service.latency import EndToEndLatency
 from gateway.service.ops import start_operations
 from gateway.service.registry import DeviceRegistry, EnrolledDevice
+from gateway.service.tickets import TICKET_RING_BLOB, StoredTicketRing
 from gateway.session import (
     ChannelConfig,
     DeviceSessionEstablished,
@@ -68,11 +87,15 @@ from gateway.session import (
     GatewayConfig,
     GatewaySessions,
     SessionClosed,
-    TicketKeyRing,
-    TicketRingFileError,
     WireCodec,
 )
-from gateway.signing import CertificateAuthority, E2eVerifier, OnBehalfSigner
+from gateway.signing import (
+    CertificateAuthority,
+    E2eVerifier,
+    KeyEncryptionKey,
+    OnBehalfSigner,
+    SigningError,
+)
 from gateway.signing.keyfiles import read_protected_file
 from gateway.store import GatewayStore, QueueKind, StoreError, UpstreamCredential
 from gateway.transport import DeviceSessionEvent, TcpListener, UdpEndpoint
@@ -96,7 +119,6 @@ __all__ = [
     "ServiceAddresses",
 ]
 
-TICKET_RING_BLOB = "session/ticket-key-ring"
 DEFAULT_REGISTRY_REFRESH = 5.0  # seconds between registry re-reads: how late a revocation bites
 DEFAULT_DEVICE_INBOX = (
     64  # session events waiting for one device's binding before its listener waits
@@ -161,13 +183,16 @@ class GatewayService:
         self._listeners: list[_Listener] = []
         self._managers: dict[str, UpstreamManager] = {}
         self._nursery: trio.Nursery | None = None
-        self._ticket_keys: TicketKeyRing | None = None
+        self._tickets = StoredTicketRing(store, clock, self._count)
         self._ca: CertificateAuthority | None = None
+        self._kek: KeyEncryptionKey | None = None
         self._on_behalf = OnBehalfSigner()
         self.draining = False  # true from request_stop on: readiness says so, handshakes refused
         self.listening = False  # true once every listener is bound, until the drain stops them
         self.started_at = 0.0  # trio time serve() began (uptime)
         self.verifiers: dict[bytes, E2eVerifier] = {}  # by kid, for the signature metrics
+        self.latency = EndToEndLatency()  # shared by every binding; the metrics' histograms
+        self.retired_relays: RelayStatistics | None = None  # unbound devices' relays, summed
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -175,6 +200,25 @@ class GatewayService:
         """Ask :meth:`serve` to drain and shut down (see the module docstring)."""
         self.draining = True
         self._stop.set()
+
+    def apply_configuration(self, new: Configuration) -> ReloadPlan:
+        """Take what can change live from ``new`` (a SIGHUP's re-read file; see
+        :mod:`gateway.config.reload`): the session cores' limits and timeouts, the drain budget,
+        the log level (the caller applies that one to logging). Returns what changed, and what
+        keeps its running value until a restart."""
+        plan = plan_reload(self.configuration, new)
+        self.configuration = live_configuration(self.configuration, new)
+        limits = self.configuration.limits
+        for listener in self._listeners:
+            listener.core.config = dataclasses.replace(
+                listener.core.config,
+                max_sessions=limits.max_sessions,
+                max_handshakes=limits.max_handshakes,
+                max_handshakes_per_host=limits.max_handshakes_per_host,
+                handshake_timeout=limits.handshake_timeout,
+                idle_timeout=limits.idle_timeout,
+            )
+        return plan
 
     @property
     def listeners(self) -> list[_Listener]:
@@ -224,7 +268,8 @@ class GatewayService:
         if configuration.signing.passphrase_file is not None:
             passphrase = read_protected_file(configuration.signing.passphrase_file).strip()
         self._ca = CertificateAuthority.load(configuration.signing.ca_dir, passphrase=passphrase)
-        self._ticket_keys = await self._restore_ticket_keys()
+        self._kek = KeyEncryptionKey.load(configuration.signing.ca_dir, passphrase=passphrase)
+        await self._tickets.restore()
         self.registry.replace(await self.store.list_devices())
         # The operations side (readiness, metrics, admin) outlives the drain, so a load
         # balancer and an operator see "draining" until the very end.
@@ -232,7 +277,7 @@ class GatewayService:
             drain = trio.CancelScope()  # its deadline is set when the drain begins
             with drain:
                 await self._serve_until_drained(identity, drain, operations, task_status)
-                await self._save_ticket_keys()
+                await self._tickets.save()
             if drain.cancelled_caught:
                 self._count("drain-timed-out")
                 logger.warning(
@@ -282,33 +327,49 @@ class GatewayService:
                     bound.binding.stop()
                 nursery.cancel_scope.cancel()
             self._nursery = None
-            logger.info("draining: closing upstream sessions")
+            await self._leave_upstreams_resumable()
+
+    async def _leave_upstreams_resumable(self) -> None:
+        """Persist each upstream stream's resumption state, then drop the connections without
+        closing the streams (a planned restart resumes them; see the module docstring).
+
+        The bindings have stopped, so nothing acknowledges inbound stanzas any more: the
+        checkpoint persisted here is final, and what the server sent after it is redelivered
+        to the next process.
+        """
+        persisted = 0
+
+        async def persist(bound: _Bound) -> None:
+            nonlocal persisted
+            try:
+                if not await bound.binding.checkpoint_upstream():
+                    return
+            except StoreError as exc:
+                self._count("drain-resumption-not-persisted")
+                logger.warning(
+                    "%s: resumption state not persisted: %s", bound.binding.name, type(exc).__name__
+                )
+                return
+            persisted += 1
+
+        async with trio.open_nursery() as nursery:  # concurrently: one group commit for all
+            for bound in self._bound.values():
+                nursery.start_soon(persist, bound)
+        left = 0
+        for manager in self._managers.values():
+            left += await manager.hibernate()
+        self._count("drain-upstreams-hibernated", left)
+        logger.info(
+            "draining: %d upstream streams left resumable (%d checkpoints persisted)",
+            left,
+            persisted,
+        )
 
     # -- start-up ---------------------------------------------------------------------------------
-
-    async def _restore_ticket_keys(self) -> TicketKeyRing:
-        blob = await self.store.get_blob(TICKET_RING_BLOB)
-        ring = TicketKeyRing()
-        if blob is not None:
-            try:
-                ring = TicketKeyRing.from_bytes(blob, trio.current_time())
-                logger.info("ticket key ring restored from the store")
-            except TicketRingFileError:
-                logger.warning("stored ticket key ring unreadable: a fresh one is used")
-        self._ticket_keys = ring
-        await self._save_ticket_keys()
-        return ring
-
-    async def _save_ticket_keys(self) -> None:
-        if self._ticket_keys is not None:
-            await self.store.put_blob(
-                TICKET_RING_BLOB, self._ticket_keys.to_bytes(), now=self.clock()
-            )
 
     async def _start_listeners(
         self, nursery: trio.Nursery, identity: edhoc.Credential
     ) -> ServiceAddresses:
-        assert self._ticket_keys is not None
         limits = self.configuration.limits
 
         def responder(connection_id: bytes) -> EdhocResponder:
@@ -329,11 +390,14 @@ class GatewayService:
                 max_handshakes_per_host=limits.max_handshakes_per_host,
                 handshake_timeout=limits.handshake_timeout,
                 idle_timeout=limits.idle_timeout,
+                # A device's record is acknowledged only once the binding committed (or handed
+                # on) every operation in it (docs/protocol.md §3.5).
+                hold_acknowledgements=True,
             )
             return GatewaySessions(
                 handshake_factory=responder,
                 codec=WireCodec(),
-                ticket_keys=self._ticket_keys or TicketKeyRing(),
+                ticket_keys=self._tickets.ring,
                 config=config,
             )
 
@@ -342,12 +406,14 @@ class GatewayService:
         for address in self.configuration.listen.udp:
             udp_core = core(False)
             endpoint = UdpEndpoint(udp_core, host=address.host, port=address.port)
+            endpoint.driver.send_gate = self._tickets.commit_if_changed
             bound = await nursery.start(endpoint.serve)
             udp.append(bound)
             self._listeners.append(_Listener(f"udp {_address(bound)}", endpoint, udp_core))
         for address in self.configuration.listen.tcp:
             tcp_core = core(True)
             listener = TcpListener(tcp_core, host=address.host, port=address.port)
+            listener.driver.send_gate = self._tickets.commit_if_changed
             bound = await nursery.start(listener.serve)
             tcp.append(bound)
             self._listeners.append(_Listener(f"tcp {_address(bound)}", listener, tcp_core))
@@ -371,12 +437,14 @@ class GatewayService:
             return
         try:
             relay = await self._relay_for(device, account)
-        except StoreError as exc:
-            self._count("bind-store-error")
+        except (StoreError, SigningError) as exc:
+            self._count("bind-store-error" if isinstance(exc, StoreError) else "bind-signing-error")
             logger.warning("%s: cannot read its state (%s); not bound", name, type(exc).__name__)
             return
         upstream = await self._open_upstream(name, account)
-        binding = DeviceBinding(kid=record.kid, relay=relay, store=self.store, upstream=upstream)
+        binding = DeviceBinding(
+            kid=record.kid, relay=relay, store=self.store, upstream=upstream, latency=self.latency
+        )
         send, receive = trio.open_memory_channel[tuple[DeviceLink, object]](DEFAULT_DEVICE_INBOX)
         verifier = self.verifiers[record.kid]
         self._bound[record.kid] = _Bound(device, binding, send, account, verifier)
@@ -407,14 +475,28 @@ class GatewayService:
             presence_notifications=kinds.count(QueueKind.PRESENCE),
             subscription_requests=kinds.count(QueueKind.SUBSCRIPTION),
         )
-        # The device's S/MIME signing credential is issued per run: the store has no place for
-        # it yet (docs/service.md, "Not done yet"); the person's client trusts the CA, not it.
-        credential = self._ca.enroll(ImppAddress.parse(str(account)), now=now)
+        assert self._kek is not None
+        credential, outcome = await device_signing_credential(
+            self.store,
+            self._ca,
+            self._kek,
+            kid,
+            ImppAddress.parse(str(account)),
+            now=now,
+            enrolled=signing_paths(self.configuration, kid),
+        )
+        self._count(f"signing-credential-{outcome.value}")
+        if outcome is not CredentialOutcome.KEPT:
+            logger.info("device 0x%s: signing certificate %s", kid.hex(), outcome.value)
         verifier = E2eVerifier(self._ca.trust_store())
         self.verifiers[kid] = verifier
         return DeviceRelay(
             account,
-            config=RelayConfig(message_id_prefix=f"gw-{secrets.token_hex(3)}-"),
+            config=RelayConfig(
+                message_id_prefix=f"gw-{secrets.token_hex(3)}-",
+                link_lost_grace=self.configuration.limits.link_lost_grace,
+                max_directed=self.configuration.limits.max_directed,
+            ),
             signer=OnBehalfDeviceSigner(self._on_behalf, credential),
             verifier=stanza_verifier(verifier, account),
             aliases=aliases,
@@ -505,6 +587,7 @@ class GatewayService:
             await listener.facade.driver.flush()
         bound.binding.stop()
         bound.inbox.close()
+        self.retired_relays = retire_relay(self.retired_relays, bound.binding.relay.statistics())
         self.verifiers.pop(kid, None)
         manager = self._manager(self._domain(bound.account.domain))
         if manager is not None:
@@ -571,8 +654,6 @@ class GatewayService:
                 listener.core.close_session(item.connection_id, trio.current_time())
                 await listener.facade.driver.flush()
                 return
-            if isinstance(event, DeviceSessionResumed):
-                await self._save_ticket_keys()
             self._links[key] = bound.device.record.kid
             bound.links.add(key)
             self._count(f"session-{what}")
@@ -595,8 +676,8 @@ class GatewayService:
         except trio.ClosedResourceError:
             self._count("event-after-unbind")
 
-    def _count(self, reason: str) -> None:
-        self.counters[reason] = self.counters.get(reason, 0) + 1
+    def _count(self, reason: str, amount: int = 1) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + amount
         self._counted.set()
         self._counted = trio.Event()
 

@@ -10,7 +10,20 @@ device_side.py) create it once the handshake or resumption yields keys, and own 
   record (record.py explains the two sequence spaces). Small operations share a record; large
   ones are fragmented (fragmentation.py).
 * Stream mode (TCP): the stream already orders and retransmits, so records are sent once, never
-  acknowledged, and must arrive with consecutive numbers.
+  retransmitted, and must arrive with consecutive numbers. They are still acknowledged, because an
+  ack says what the peer made durable, which no stream can say (docs/protocol.md §3.2, §3.5): the
+  same wire Ack in an unreliable record, cumulative only, sent only when its number advanced and
+  at most one per :meth:`SecureChannel.datagrams_to_send`. A sender keeps each operation until its
+  record is acknowledged, only to send it again in a later session (:meth:`take_unacknowledged`),
+  and stops at ``stream_max_in_flight`` unacknowledged records.
+* Held acknowledgements (the gateway, docs/protocol.md §3.5): with ``hold_acknowledgements`` an
+  ack means "durable here", not "arrived". Every :class:`OperationReceived` carries a ``receipt``;
+  the record (all fragments of a fragmented operation) stays out of every ack until
+  :meth:`SecureChannel.release` was called for each receipt it produced. A retransmission of a
+  held record is a duplicate: not delivered again, answered with an ack that does not cover it.
+  A record held longer than ``max_acknowledgement_hold`` ends the channel rather than be
+  acknowledged unreleased: the device resumes and sends again what it holds, and the message ids
+  absorb the repeat, whereas an ack for what was never made durable could lose it for good.
 
 Checks on input, in order: window (before any crypto), AEAD open, replay window update (only
 after a successful open, RFC 8613 §7.4), then content. Failures raise
@@ -21,6 +34,7 @@ protocol fails the session.
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -66,6 +80,7 @@ from gateway.session.reliability import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRANSMISSIONS,
     DEFAULT_RECEIVE_WINDOW,
+    DEFAULT_STREAM_MAX_IN_FLIGHT,
     InFlight,
     ReceivedRecord,
     ReceiveWindow,
@@ -77,6 +92,10 @@ from gateway.session.replay import DEFAULT_REPLAY_WINDOW, ReplayWindow
 DEFAULT_MAX_DATAGRAM = 1232  # 1280-byte IPv6 minimum MTU - 40 (IPv6) - 8 (UDP) (RFC 8085 §3.2)
 DEFAULT_MAX_STREAM_RECORD = 16 * 1024  # records on TCP; see packets.DEFAULT_MAX_STREAM_PACKET
 DEFAULT_MAX_QUEUED_OPERATIONS = 4096  # operations waiting to be sent before send refuses more
+# Seconds a record may wait for its release. A device backs its timer off to 60 s and gives up
+# only after 12 timeouts (about 8 minutes), so a slow commit of a few seconds costs it nothing.
+DEFAULT_MAX_ACKNOWLEDGEMENT_HOLD = 30.0
+ACKNOWLEDGEMENT_HOLD_EXPIRED = "acknowledgement held too long"  # SessionClosed reason
 MIN_KEEPALIVE_INTERVAL = 15.0  # RFC 8085 §3.5: never more often than every 15 s
 
 
@@ -95,6 +114,7 @@ class ChannelConfig:
     stream: bool = False
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    stream_max_in_flight: int = DEFAULT_STREAM_MAX_IN_FLIGHT
     max_retransmissions: int = DEFAULT_MAX_RETRANSMISSIONS
     receive_window: int = DEFAULT_RECEIVE_WINDOW
     replay_window: int = DEFAULT_REPLAY_WINDOW
@@ -112,6 +132,10 @@ class ChannelConfig:
             raise LocalSessionError(
                 "in-flight bound must be 1..127 and receive window <= replay window"
             )
+        if self.stream and not 1 <= self.stream_max_in_flight <= self.receive_window:
+            # A stream record beyond the peer's receive window is dropped, and the gap it leaves
+            # stalls the stream; the peer's window is taken to be ours (both default to 64).
+            raise LocalSessionError("stream in-flight bound must be 1..receive_window")
 
 
 @dataclass(frozen=True)
@@ -135,6 +159,7 @@ class _Counters:
     duplicates: int = 0
     bytes_sent: int = 0
     key_updates: int = 0
+    holds_expired: int = 0
     drops: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,6 +176,8 @@ class ChannelStatistics:
     duplicates: int
     bytes_sent: int
     key_updates: int
+    holds_expired: int  # held records that outlived max_acknowledgement_hold (ends the channel)
+    records_held: int  # received records whose operations await their release
     drops: dict[str, int]
 
 
@@ -158,6 +185,16 @@ class ChannelStatistics:
 class _Pending:
     operation_id: int
     encoded: bytes
+
+
+@dataclass
+class _HeldRecords:
+    """The records one delivery came in, until every receipt it produced is released."""
+
+    key: int
+    records: tuple[int, ...]
+    receipts: set[int]
+    since: float
 
 
 class SecureChannel:
@@ -172,15 +209,22 @@ class SecureChannel:
         config: ChannelConfig | None = None,
         rng: random.Random | None = None,
         now: float = 0.0,
+        hold_acknowledgements: bool = False,
+        max_acknowledgement_hold: float = DEFAULT_MAX_ACKNOWLEDGEMENT_HOLD,
     ) -> None:
         self.config = config or ChannelConfig()
+        self._hold = hold_acknowledgements
+        self.max_acknowledgement_hold = max_acknowledgement_hold
         self.protection = protection
         self.codec = codec
         self.peer_connection_id = peer_connection_id
         self.state = ChannelState.OPEN
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._rtt = RttEstimator(self._rng)
-        self._send = SendWindow(self.config.max_in_flight, self.config.max_retransmissions)
+        in_flight = self.config.stream_max_in_flight if self.config.stream else None
+        self._send = SendWindow(
+            in_flight or self.config.max_in_flight, self.config.max_retransmissions
+        )
         self._receive = ReceiveWindow(receive_window=self.config.receive_window)
         self._reliable_replay = ReplayWindow(self.config.replay_window)
         self._unreliable_replay = ReplayWindow(self.config.replay_window)
@@ -193,11 +237,16 @@ class SecureChannel:
         self._messages: dict[int, wire.Message] = {}
         self._records_left: dict[int, int] = {}
         self._next_operation_id = 0
+        self._next_receipt = 0
+        self._receipts: dict[int, _HeldRecords] = {}
+        self._held: dict[int, _HeldRecords] = {}  # by key, oldest first
+        self._fragment_records: list[int] = []  # records of the operation being reassembled
         self._unreliable_base = -1  # reliable next_sequence when the unreliable count was reset
         self._unreliable_count = 0
         self._ack_pending = False
         self._ack_deadline: float | None = None
         self._received_since_ack = 0
+        self._acknowledged_through = 0  # the cumulative number of the last ack sent (streams)
         self._first_sequence_of_phase = 0
         self._highest_order = -1
         self._last_sent = now
@@ -217,8 +266,7 @@ class SecureChannel:
         operation_id = self._next_operation_id
         self._next_operation_id += 1
         self._queue.append(_Pending(operation_id, encoded))
-        if not self.config.stream:
-            self._messages[operation_id] = message
+        self._messages[operation_id] = message
         return operation_id
 
     def send_control(self, item: ControlItem, *, reliable: bool) -> None:
@@ -297,7 +345,18 @@ class SecureChannel:
 
     def _ack_message(self) -> bytes:
         cumulative, selective = self._receive.ack_fields()
+        if self.config.stream:
+            # In order and never lost: only the release order can open a gap, and the cumulative
+            # number that follows it says all a stream sender needs.
+            selective = ()
         return self.codec.encode(self.codec.make_ack(cumulative, selective))
+
+    def _ack_worth_sending(self) -> bool:
+        """On a stream an ack goes only when its cumulative number advanced; on UDP always (the
+        earlier one may have been lost)."""
+        if not self.config.stream:
+            return True
+        return self._receive.acknowledgement_base > self._acknowledged_through
 
     def _send_reliable(
         self,
@@ -310,7 +369,10 @@ class SecureChannel:
         sequence, datagram = self._seal(
             unreliable=False, fragment=fragment, content=content, plaintext=plaintext, now=now
         )
-        if not self.config.stream:
+        if self.config.stream:
+            # Counted against the window until acknowledged, never retransmitted: no bytes kept.
+            self._send.records[sequence] = InFlight(sequence, b"", ops, now, math.inf, math.inf)
+        else:
             timeout = self._rtt.rto
             self._send.records[sequence] = InFlight(
                 sequence, datagram, ops, now, now + timeout, timeout
@@ -334,7 +396,7 @@ class SecureChannel:
             return None
         parts: list[bytes] = []
         used = 0
-        if self._ack_pending and not self.config.stream:
+        if self._ack_pending and self._ack_worth_sending():
             ack = self._ack_message()
             parts.append(ack)
             used = len(ack)
@@ -366,6 +428,8 @@ class SecureChannel:
         )
 
     def _clear_ack(self) -> None:
+        """The pending ack was sent (or, on a stream, found not worth sending)."""
+        self._acknowledged_through = self._receive.acknowledgement_base
         self._ack_pending = False
         self._ack_deadline = None
         self._received_since_ack = 0
@@ -382,9 +446,10 @@ class SecureChannel:
         if self.protection.update_due():
             self.protection.update_send_key()
             if self.config.stream:
-                # A stream delivers in order and is never acknowledged: the peer reads every
-                # record of the old phase before the first of the new one, so the update needs
-                # no confirmation (without this, a TCP session would update its key only once).
+                # A stream delivers in order: the peer reads every record of the old phase before
+                # the first of the new one, so the update needs no confirmation. Acks on a stream
+                # confirm it as on UDP, but waiting for them would tie the key schedule to how
+                # fast the peer's application releases (docs/protocol.md §3.4.4).
                 self.protection.send_phase_confirmed = True
             self._first_sequence_of_phase = self._send.next_sequence
             self.stats.key_updates += 1
@@ -394,15 +459,16 @@ class SecureChannel:
             if record.sequence in self._send.records:
                 out.append(record.datagram)
                 self.stats.bytes_sent += len(record.datagram)
-        while self.config.stream or self._send.has_room():
+        while self._send.has_room():
             datagram = self._next_reliable(now)
             if datagram is None:
                 break
             out.append(datagram)
-        if self.config.stream:
-            self._ack_pending = False
-        elif self._ack_pending and self._ack_deadline is not None and self._ack_deadline <= now:
-            out.append(self._ack_only(now))
+        if self._ack_pending and self._ack_deadline is not None and self._ack_deadline <= now:
+            if self._ack_worth_sending():
+                out.append(self._ack_only(now))
+            else:
+                self._clear_ack()  # a stream's peer already holds this cumulative number
         return out
 
     def seal_probe(self, item: ControlItem, now: float) -> bytes:
@@ -438,7 +504,7 @@ class SecureChannel:
         """The earliest time :meth:`handle_timeout` has work to do."""
         if self.state is not ChannelState.OPEN:
             return None
-        deadlines = [self._send.next_deadline(), self._ack_deadline]
+        deadlines = [self._send.next_deadline(), self._ack_deadline, self._hold_deadline()]
         if self.config.keepalive_interval is not None:
             deadlines.append(self._last_sent + self.config.keepalive_interval)
         return min((d for d in deadlines if d is not None), default=None)
@@ -452,6 +518,11 @@ class SecureChannel:
         except RemoteSessionError as exc:
             self.state = ChannelState.CLOSED
             return [SessionClosed(str(exc))]
+        hold_deadline = self._hold_deadline()
+        if hold_deadline is not None and hold_deadline <= now:
+            self.stats.holds_expired += 1
+            self.state = ChannelState.CLOSED
+            return [SessionClosed(ACKNOWLEDGEMENT_HOLD_EXPIRED)]
         if expired:
             self._retransmit.extend(expired)
             # The probe (RFC 9002 §6.2.4, RFC 9000 §8.1): a retransmission is a byte-for-byte
@@ -468,6 +539,24 @@ class SecureChannel:
             self._last_sent = now
         return self.take_events()
 
+    def _hold_deadline(self) -> float | None:
+        oldest = next(iter(self._held.values()), None)
+        return None if oldest is None else oldest.since + self.max_acknowledgement_hold
+
+    def release(self, receipt: int, now: float) -> None:
+        """The operation that came with ``receipt`` is durable: once every operation of its
+        record is, acknowledge the record at once. Unknown or repeated receipts are ignored."""
+        held = self._receipts.pop(receipt, None)
+        if held is None:
+            return
+        held.receipts.discard(receipt)
+        if held.receipts:
+            return
+        del self._held[held.key]
+        self._receive.release(held.records)
+        self._ack_pending = True
+        self._ack_deadline = now
+
     def take_events(self) -> list[Event]:
         """Events produced while sending (acks processed, key updates)."""
         events, self._events = self._events, []
@@ -479,12 +568,7 @@ class SecureChannel:
         """Check, open and process one record. Raises :class:`RecordRejectedError` to drop it."""
         if self.state is not ChannelState.OPEN:
             raise RecordRejectedError("channel closed", reason=DropReason.UNEXPECTED)
-        header = record.header
-        if header.unreliable:
-            if self.config.stream:
-                raise RecordRejectedError(
-                    "unreliable record on a stream", reason=DropReason.UNEXPECTED
-                )
+        if record.header.unreliable:
             return self._receive_unreliable(record, now)
         return self._receive_reliable(record, now)
 
@@ -518,13 +602,25 @@ class SecureChannel:
         self.stats.records_received += 1
         events: list[Event] = []
         received = self._parse_on_arrival(record.header, plaintext, now, events)
+        held = (
+            self._hold
+            and received.content is Content.APPLICATION
+            and (received.fragment is not Fragment.WHOLE or bool(received.messages))
+        )
+        if held:
+            self._receive.hold(sequence)
         control: list[ControlItem] = []
-        for ready in self._receive.add(sequence, received):
-            self._deliver(ready, events, control)
-        if not self.config.stream:
+        for ready_sequence, ready in self._receive.add(sequence, received):
+            self._deliver(ready_sequence, ready, events, control, now)
+        if not held:  # a held record changes no ack until released
             self._ack_pending = True
             self._received_since_ack += 1
-            if self._receive.has_gap() or self._received_since_ack >= 2:
+            if self.config.stream:
+                # Nothing is lost on a stream and no sender timer waits: delay every ack, so that
+                # one covers what arrives meanwhile or rides on data.
+                if self._ack_deadline is None:
+                    self._ack_deadline = now + self.config.ack_delay
+            elif self._receive.has_gap() or self._received_since_ack >= 2:
                 self._ack_deadline = now
             elif self._ack_deadline is None:
                 self._ack_deadline = now + self.config.ack_delay
@@ -584,25 +680,54 @@ class SecureChannel:
         self.state = ChannelState.FAILED
 
     def _deliver(
-        self, ready: ReceivedRecord, events: list[Event], control: list[ControlItem]
+        self,
+        sequence: int,
+        ready: ReceivedRecord,
+        events: list[Event],
+        control: list[ControlItem],
+        now: float,
     ) -> None:
         if ready.fragment is Fragment.WHOLE:
             if ready.content is Content.CONTROL:
                 control.extend(ready.control)
                 return
-            for message in ready.messages:
-                events.append(OperationReceived(message))
-                self.stats.operations_received += 1
+            self._operations_received(ready.messages, (sequence,), events, now)
             return
+        self._fragment_records.append(sequence)
         try:
             operation = self._reassembler.add(ready.fragment, ready.plaintext)
         except RemoteSessionError:
             self._fail()
             raise
         if operation is not None:
-            for message in self._decode_messages(operation, events):
-                events.append(OperationReceived(message))
-                self.stats.operations_received += 1
+            records, self._fragment_records = tuple(self._fragment_records), []
+            messages = self._decode_messages(operation, events)
+            self._operations_received(messages, records, events, now)
+
+    def _operations_received(
+        self,
+        messages: tuple[wire.Message, ...] | list[wire.Message],
+        records: tuple[int, ...],
+        events: list[Event],
+        now: float,
+    ) -> None:
+        """Deliver operations with fresh receipts; hold their records until all are released."""
+        receipts: set[int] = set()
+        for message in messages:
+            receipt = self._next_receipt
+            self._next_receipt += 1
+            receipts.add(receipt)
+            events.append(OperationReceived(message, receipt))
+            self.stats.operations_received += 1
+        if not self._hold:
+            return
+        if not receipts:  # the wire codec refused the operation: acknowledged as received
+            self._receive.release(records)
+            return
+        held = _HeldRecords(min(receipts), records, receipts, now)
+        self._held[held.key] = held
+        for receipt in receipts:
+            self._receipts[receipt] = held
 
     def _receive_unreliable(self, record: ProtectedRecord, now: float) -> ReceiveResult:
         psn = record.header.partial_sequence
@@ -632,8 +757,6 @@ class SecureChannel:
     def _apply_ack(
         self, fields: tuple[int, tuple[tuple[int, int], ...]], now: float, events: list[Event]
     ) -> None:
-        if self.config.stream:
-            return
         cumulative, selective = self._send.reconstruct_ack(*fields)
         for record in self._send.acknowledge(cumulative, selective, now, self._rtt):
             if record.sequence >= self._first_sequence_of_phase:
@@ -644,8 +767,9 @@ class SecureChannel:
                     self._records_left[operation_id] = left
                     continue
                 self._records_left.pop(operation_id, None)
-                self._messages.pop(operation_id, None)
-                events.append(OperationAcknowledged(operation_id))
+                message = self._messages.pop(operation_id, None)
+                if message is not None:
+                    events.append(OperationAcknowledged(operation_id, message))
 
     def close(self) -> None:
         """Stop sending and receiving."""
@@ -655,7 +779,10 @@ class SecureChannel:
         """A frozen snapshot of the counters."""
         counters = {k: v for k, v in vars(self.stats).items() if k != "drops"}
         return ChannelStatistics(
-            retransmissions=self._send.retransmissions, drops=dict(self.stats.drops), **counters
+            retransmissions=self._send.retransmissions,
+            records_held=self._receive.unreleased,
+            drops=dict(self.stats.drops),
+            **counters,
         )
 
     @property

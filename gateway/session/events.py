@@ -37,9 +37,16 @@ class DeviceSessionResumed(Event):
 
 @dataclass(frozen=True)
 class OperationReceived(Event):
-    """One wire message arrived, exactly once and in order."""
+    """One wire message arrived, exactly once and in order.
+
+    ``receipt`` is unique within the session. A gateway that holds acknowledgements
+    (``GatewayConfig.hold_acknowledgements``) acknowledges the record the message came in only
+    once the application has released the receipt of every message in it
+    (``GatewaySessions.release``): release it when the operation is durable.
+    """
 
     message: wire.Message
+    receipt: int
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,14 @@ class OperationRejected(Event):
 
 @dataclass(frozen=True)
 class OperationAcknowledged(Event):
-    """Every record of the operation numbered ``operation_id`` was acknowledged by the peer."""
+    """Every record of the operation numbered ``operation_id`` was acknowledged by the peer.
+
+    ``message`` is the operation itself, so that a device can tell which of its messages the
+    gateway now holds durably (docs/protocol.md §3.5).
+    """
 
     operation_id: int
+    message: wire.Message = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from gateway.session.channel import ChannelConfig
+from gateway.session.channel import DEFAULT_MAX_ACKNOWLEDGEMENT_HOLD, ChannelConfig
 from gateway.session.mobility import DEFAULT_MAX_HELD
 from gateway.session.tickets import DEFAULT_TICKET_LIFETIME
 
@@ -90,6 +90,11 @@ class GatewayConfig:
     device_rate: float = DEFAULT_DEVICE_RATE
     device_burst: float = DEFAULT_DEVICE_BURST
     max_held: int = DEFAULT_MAX_HELD
+    # Acknowledge a record of operations only once the application released each one
+    # (GatewaySessions.release): the service does, once it commits them. Off by default so that
+    # a caller that never releases is acknowledged on receipt, as before, instead of stalling.
+    hold_acknowledgements: bool = False
+    max_acknowledgement_hold: float = DEFAULT_MAX_ACKNOWLEDGEMENT_HOLD
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,14 @@ class GatewayStatistics:
     handshakes_in_progress: int
     sessions: int
     retries_sent: int
-    resumptions: int
+    handshakes_completed: int  # full handshakes that opened a session
+    resumptions: int  # resumptions that opened a session (failures are in ``dropped``)
     replaced: int  # sessions ended because their identity resumed
     rejects_sent: int  # REJECTs with a reset token or a decoy (resets.py)
     handshakes_evicted: int  # half-open handshakes dropped to admit another host's
     migrations: int
     amplification_held: int  # datagrams delayed until the peer sent more or was validated
     retransmissions: int
+    acknowledgements_held: int  # received records now waiting for the application's release
+    acknowledgements_overdue: int  # sessions ended because a record outlived its maximum hold
     dropped: dict[str, int]

@@ -36,6 +36,14 @@ packet kind:
   and free ids look alike from outside and only the gateway can end a device's session. New
   sessions get ids whose token was never revealed (resets.py ``ConnectionIds``).
 
+Acknowledgements (docs/protocol.md §3.5): with ``GatewayConfig.hold_acknowledgements`` a record
+that carried operations is acknowledged only once the application called :meth:`release` for
+the ``receipt`` of every :class:`~gateway.session.events.OperationReceived` it produced, so the
+device may forget what the gateway acknowledged. Without it (the default, for callers that never
+release) records are acknowledged on receipt. Both hold on streams (TCP) too, where acks are
+cumulative and sent only when they advance; a stream session whose hold expired is told at once
+with the REJECT that a retransmission would have drawn on UDP.
+
 Every datagram to an address not yet validated passes the 3x anti-amplification check
 (mobility.py); what would exceed it is held (bounded) until the peer sends more or is validated.
 Bad datagrams are dropped and counted by :class:`DropReason`; nothing a peer sends raises.
@@ -57,7 +65,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from gateway import wire
-from gateway.session.channel import ChannelState, SecureChannel
+from gateway.session.channel import ACKNOWLEDGEMENT_HOLD_EXPIRED, ChannelState, SecureChannel
 from gateway.session.codec import (
     Close,
     MessageCodec,
@@ -197,7 +205,9 @@ class GatewaySessions:
             "bytes_received": 0,
             "bytes_sent": 0,
             "retries_sent": 0,
+            "handshakes_completed": 0,
             "resumptions": 0,
+            "acknowledgements_overdue": 0,
             "replaced": 0,
             "rejects_sent": 0,
             "handshakes_evicted": 0,
@@ -247,6 +257,15 @@ class GatewaySessions:
             raise LocalSessionError("no established session with that connection id")
         self._dirty.add(connection_id)
         return session.channel.send_operation(message)
+
+    def release(self, connection_id: bytes, receipt: int, now: float) -> None:
+        """The operation delivered with ``receipt`` is durable; acknowledge its record once every
+        operation in it is. Idempotent; unknown sessions and receipts are ignored."""
+        session = self._sessions.get(connection_id)
+        if session is None or session.channel is None:
+            return
+        session.channel.release(receipt, now)
+        self._dirty.add(connection_id)
 
     def close_session(self, connection_id: bytes, now: float) -> None:
         """End a session (tells the device, best effort)."""
@@ -315,10 +334,21 @@ class GatewaySessions:
                 self._end(session, Input.TIMEOUT, "idle")
                 continue
             if session.channel is not None:
+                overdue = False
                 for event in session.channel.handle_timeout(now):
+                    if isinstance(event, SessionClosed) and event.reason == (
+                        ACKNOWLEDGEMENT_HOLD_EXPIRED
+                    ):
+                        self._counters["acknowledgements_overdue"] += 1
+                        overdue = True
                     self._emit_event(session, event)
                 if session.channel.state is not ChannelState.OPEN:
                     self._end(session, Input.CLOSE, "channel ended")
+                    if overdue and self.config.channel.stream:
+                        # No retransmission on a stream would draw the REJECT that tells the
+                        # device (docs/protocol.md §3.5): send it now, so the device resumes
+                        # and sends again what it holds.
+                        self._reject_connection_id(session.address, connection_id, now)
                     continue
             if session.path.timer_due(now):
                 self._challenge(session, now)  # unanswered: probe again (RFC 9000 §8.2.1)
@@ -326,16 +356,15 @@ class GatewaySessions:
 
     def statistics(self) -> GatewayStatistics:
         """A frozen snapshot of the counters."""
-        retransmissions = sum(
-            s.channel.statistics().retransmissions
-            for s in self._sessions.values()
-            if s.channel is not None
-        )
+        channels = [
+            s.channel.statistics() for s in self._sessions.values() if s.channel is not None
+        ]
         established = sum(s.state is SessionState.ESTABLISHED for s in self._sessions.values())
         return GatewayStatistics(
             handshakes_in_progress=self._handshaking,
             sessions=established,
-            retransmissions=retransmissions,
+            retransmissions=sum(c.retransmissions for c in channels),
+            acknowledgements_held=sum(c.records_held for c in channels),
             dropped=dict(self._dropped),
             **self._counters,
         )
@@ -622,6 +651,7 @@ class GatewaySessions:
         self._by_identity.setdefault(session.peer_identity, set()).add(session.connection_id)
         session.handshake = None
         session.cached_reply = None
+        self._counters["handshakes_completed"] += 1
         self._emit_event(
             session, DeviceSessionEstablished(session.connection_id, session.peer_identity)
         )
@@ -639,6 +669,8 @@ class GatewaySessions:
             config=self.config.channel,
             rng=self._rng,
             now=now,
+            hold_acknowledgements=self.config.hold_acknowledgements,
+            max_acknowledgement_hold=self.config.max_acknowledgement_hold,
         )
         ticket, resumption_secret = self.ticket_keys.issue(
             session.peer_identity, suite, now, self.config.ticket_lifetime

@@ -18,10 +18,16 @@ Theory of operation.
 * Ordering. Received records wait in a bounded buffer until every lower number arrived; each is
   delivered once, in order. Duplicates are acknowledged again (the earlier ack may have been lost)
   but never delivered twice.
+* Held records (docs/protocol.md §3.5). A receiver that acknowledges only what its application
+  made durable marks records that carry operations as *unreleased* until the application releases
+  them: ``cumulative`` stops at the lowest unreleased record and selective ranges skip every
+  unreleased one, so an ack never covers an operation that is not yet durable. The receive window
+  is counted from that lowest unreleased record, which bounds what a slow application holds.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -36,6 +42,10 @@ MIN_RTO = 1.0  # RFC 6298 §2.4
 MAX_RTO = 60.0  # RFC 6298 §2.5 allows a maximum of at least 60 s
 CLOCK_GRANULARITY = 0.01  # G of RFC 6298 §2
 DEFAULT_MAX_IN_FLIGHT = 8  # unacknowledged reliable records (RFC 8085 §3.1 politeness)
+# On a stream (TCP), where acks wait for the receiver's commits, not for the link: TCP's own
+# congestion control paces the bytes, so the bound only caps what a sender keeps for a later
+# session. Half the receive window, so a record never lands beyond it (a fatal gap on a stream).
+DEFAULT_STREAM_MAX_IN_FLIGHT = 32
 DEFAULT_MAX_RETRANSMISSIONS = 12  # timeouts of one record before the peer is declared gone
 DEFAULT_RECEIVE_WINDOW = 64  # records buffered ahead of the next expected one
 DEFAULT_ACK_DELAY = 0.05  # seconds a lone ack waits for data to ride on (piggybacking)
@@ -90,8 +100,9 @@ class SendWindow:
         return len(self.records) < self.max_in_flight
 
     def next_deadline(self) -> float | None:
-        """Earliest retransmission deadline."""
-        return min((r.deadline for r in self.records.values()), default=None)
+        """Earliest retransmission deadline (records on a stream have none: ``math.inf``)."""
+        deadline = min((r.deadline for r in self.records.values()), default=math.inf)
+        return None if deadline == math.inf else deadline
 
     def due(self, now: float) -> list[InFlight]:
         """Records whose timer expired; each is backed off (RFC 6298 §5.5) and counted."""
@@ -164,21 +175,40 @@ class ReceiveWindow:
         self.max_ranges = max_ranges
         self.next_expected = 0  # rcv_nxt
         self._buffered: dict[int, ReceivedRecord] = {}
+        self._unreleased: set[int] = set()  # received, carrying operations not yet released
+
+    @property
+    def acknowledgement_base(self) -> int:
+        """The cumulative number an ack may advertise: the lowest unreleased or missing record."""
+        return min(self._unreleased | {self.next_expected})
+
+    @property
+    def unreleased(self) -> int:
+        """How many received records wait for their release."""
+        return len(self._unreleased)
 
     def classify(self, sequence: int) -> str:
         """``"new"``, ``"duplicate"`` or ``"beyond"`` (outside the receive window)."""
         if sequence < self.next_expected or sequence in self._buffered:
             return "duplicate"
-        if sequence >= self.next_expected + self.receive_window:
+        if sequence >= self.acknowledgement_base + self.receive_window:
             return "beyond"
         return "new"
 
-    def add(self, sequence: int, record: ReceivedRecord) -> list[ReceivedRecord]:
-        """Store a new record; return the records now deliverable in order."""
+    def hold(self, sequence: int) -> None:
+        """Keep ``sequence`` out of every ack until :meth:`release`."""
+        self._unreleased.add(sequence)
+
+    def release(self, sequences: tuple[int, ...]) -> None:
+        """Let acks cover these records again."""
+        self._unreleased.difference_update(sequences)
+
+    def add(self, sequence: int, record: ReceivedRecord) -> list[tuple[int, ReceivedRecord]]:
+        """Store a new record; return the records now deliverable in order, with their numbers."""
         self._buffered[sequence] = record
-        ready: list[ReceivedRecord] = []
+        ready: list[tuple[int, ReceivedRecord]] = []
         while self.next_expected in self._buffered:
-            ready.append(self._buffered.pop(self.next_expected))
+            ready.append((self.next_expected, self._buffered.pop(self.next_expected)))
             self.next_expected += 1
         return ready
 
@@ -188,13 +218,17 @@ class ReceiveWindow:
 
     def ack_fields(self) -> tuple[int, tuple[tuple[int, int], ...]]:
         """``(cumulative mod 2^16, selective ranges as offsets above it)`` for the wire Ack."""
-        cumulative = self.next_expected % ACK_MODULUS
+        base = self.acknowledgement_base
+        cumulative = base % ACK_MODULUS
+        received = [*range(base + 1, self.next_expected), *sorted(self._buffered)]
         ranges: list[tuple[int, int]] = []
-        for sequence in sorted(self._buffered):
+        for sequence in received:
+            if sequence in self._unreleased:
+                continue
             if ranges and ranges[-1][1] == sequence - 1:
                 ranges[-1] = (ranges[-1][0], sequence)
             else:
                 ranges.append((sequence, sequence))
-        offset = self.next_expected - cumulative
+        offset = base - cumulative
         selective = tuple((a - offset, b - offset) for a, b in ranges[: self.max_ranges])
         return cumulative, selective

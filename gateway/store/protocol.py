@@ -20,6 +20,7 @@ from gateway.store.records import (
     ContactAlias,
     DeviceQueueItem,
     DeviceRecord,
+    EnqueuedUpstream,
     EnqueueResult,
     QueueKind,
     StreamResumption,
@@ -138,6 +139,24 @@ class GatewayStore(Protocol):
     ) -> EnqueueResult:
         """Append a stanza for the account: QUEUED, DUPLICATE (this device message id is already
         queued for the account) or OVERFLOW."""
+        ...
+
+    async def enqueue_upstream_once(
+        self,
+        account_jid: str,
+        device_kid: bytes,
+        device_message_id: bytes,
+        queue_id: bytes,
+        payload: bytes,
+        *,
+        now: float,
+        remember_until: float,
+    ) -> EnqueuedUpstream:
+        """A device's message for the account, exactly once: in one transaction, queue it
+        under ``queue_id`` and remember ``device_message_id`` for the device until
+        ``remember_until`` (as :meth:`remember_device_message`). DUPLICATE if it is queued
+        already or the id is remembered (sent before, even by an earlier process); OVERFLOW
+        if the account's queue is full (nothing written)."""
         ...
 
     async def set_upstream_state(

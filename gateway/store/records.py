@@ -123,6 +123,18 @@ class EnqueueResult(enum.Enum):
 
 
 @dataclass(frozen=True)
+class EnqueuedUpstream:
+    """What :meth:`~gateway.store.GatewayStore.enqueue_upstream_once` did with a device's
+    message: ``result`` QUEUED (``seq`` is its place), DUPLICATE (the device sent this id
+    before: ``queued`` if it still waits in the queue, else it already left it, acknowledged by
+    the server) or OVERFLOW (nothing stored, nothing remembered)."""
+
+    result: EnqueueResult
+    seq: int | None
+    queued: bool
+
+
+@dataclass(frozen=True)
 class StreamResumption:
     """One upstream stream's XEP-0198 state: its resumption id and both counters, persisted so a
     restarted gateway resumes the stream and the server redelivers what was not acknowledged."""

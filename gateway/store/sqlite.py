@@ -27,6 +27,7 @@ from gateway.store.records import (
     ContactAlias,
     DeviceQueueItem,
     DeviceRecord,
+    EnqueuedUpstream,
     EnqueueResult,
     QueueKind,
     StreamResumption,
@@ -229,6 +230,31 @@ class SqliteStore:
                 device_message_id=device_message_id,
                 payload=payload,
                 now=now,
+            )
+        )
+
+    async def enqueue_upstream_once(
+        self,
+        account_jid: str,
+        device_kid: bytes,
+        device_message_id: bytes,
+        queue_id: bytes,
+        payload: bytes,
+        *,
+        now: float,
+        remember_until: float,
+    ) -> EnqueuedUpstream:
+        return await self._write(
+            functools.partial(
+                ops.enqueue_upstream_once,
+                limits=self._limits,
+                account_jid=account_jid,
+                device_kid=device_kid,
+                device_message_id=device_message_id,
+                queue_id=queue_id,
+                payload=payload,
+                now=now,
+                remember_until=remember_until,
             )
         )
 

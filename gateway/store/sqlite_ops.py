@@ -18,6 +18,7 @@ from gateway.store.records import (
     ContactAlias,
     DeviceQueueItem,
     DeviceRecord,
+    EnqueuedUpstream,
     EnqueueResult,
     EnrollmentState,
     QueueKind,
@@ -345,6 +346,43 @@ def enqueue_upstream(
         (account_jid, device_message_id, payload, now, now),
     )
     return EnqueueResult.QUEUED
+
+
+def enqueue_upstream_once(
+    connection: sqlite3.Connection,
+    limits: Limits,
+    account_jid: str,
+    device_kid: bytes,
+    device_message_id: bytes,
+    queue_id: bytes,
+    payload: bytes,
+    now: float,
+    remember_until: float,
+) -> EnqueuedUpstream:
+    """Queue and remember in one transaction, so neither is ever without the other."""
+    if connection.execute(
+        "SELECT 1 FROM upstream_queue WHERE account_jid = ? AND device_message_id = ?",
+        (account_jid, queue_id),
+    ).fetchone():
+        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=True)
+    if connection.execute(
+        "SELECT 1 FROM seen_device_messages WHERE device_kid = ? AND message_id = ?",
+        (device_kid, device_message_id),
+    ).fetchone():
+        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=False)
+    row = connection.execute(
+        "SELECT COUNT(*) FROM upstream_queue WHERE account_jid = ?", (account_jid,)
+    ).fetchone()
+    if _integer(row[0]) >= limits.max_upstream_queue:
+        return EnqueuedUpstream(EnqueueResult.OVERFLOW, None, queued=False)
+    cursor = connection.execute(
+        "INSERT INTO upstream_queue (account_jid, device_message_id, payload, state, "
+        "enqueued_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+        (account_jid, queue_id, payload, now, now),
+    )
+    seq = cursor.lastrowid
+    remember_device_message(connection, limits, device_kid, device_message_id, remember_until)
+    return EnqueuedUpstream(EnqueueResult.QUEUED, seq, queued=True)
 
 
 def set_upstream_state(

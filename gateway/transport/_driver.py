@@ -3,11 +3,13 @@
 A :class:`CoreDriver` owns one :class:`~gateway.session.GatewaySessions`, on trio's clock.
 Adapters call :meth:`CoreDriver.receive` for each datagram or deframed packet, and run
 :meth:`CoreDriver.run_timers` in a task; :meth:`CoreDriver.send_operation` queues an operation
-and wakes that task. Every input tells the timer task that the core's next deadline may have
-moved (:class:`~gateway.deadlines.DeadlineTimer`), so a timer set by a received packet (the
-acknowledgement due ``ack_delay`` later) fires on time. Outgoing datagrams go to the adapter's
-``route`` callback; events go to a bounded channel that the application reads (a full channel
-makes the receive loop wait: backpressure, not loss).
+and wakes that task; :meth:`CoreDriver.release_operation` tells the core an operation is durable
+and wakes that task, which sends the acknowledgement that became due (one for every release made
+before it ran). Every input tells the timer task that the
+core's next deadline may have moved (:class:`~gateway.deadlines.DeadlineTimer`), so a timer set by
+a received packet (the acknowledgement due ``ack_delay`` later) fires on time. Outgoing datagrams
+go to the adapter's ``route`` callback; events go to a bounded channel that the application reads
+(a full channel makes the receive loop wait: backpressure, not loss).
 
 A packet whose handling raises anything but the core's own drop (a bug: the core is meant to be
 total) is dropped and counted as ``internal_error``, a timer run that raises as
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 import trio
@@ -87,6 +89,11 @@ class CoreDriver:
         self.send_errors = 0
         self.dropped: dict[str, int] = {}
         self._internal_errors = InternalErrors(self.dropped, logger)
+        # Awaited by flush before it sends: the application commits what the datagrams depend
+        # on (the service, its ticket key ring before a NewTicket sealed with it goes out).
+        # While it runs, nothing is sent from any task.
+        self.send_gate: Callable[[], Awaitable[None]] | None = None
+        self._gated = False
 
     def count_drop(self, reason: str) -> None:
         """Count a datagram the adapter dropped before the core saw it."""
@@ -112,11 +119,31 @@ class CoreDriver:
         self._timer.wake()
         return operation_id
 
-    async def flush(self) -> None:
-        """Send what the core has, deliver its events."""
+    def release_operation(self, connection_id: bytes, receipt: int) -> None:
+        """The operation received with ``receipt`` is durable: the timer task sends the ack.
+
+        The ack leaves at once (at this virtual instant), from the timer task's next flush, so
+        every release made before that task runs shares one ack instead of costing one each.
+        """
+        self.core.release(connection_id, receipt, trio.current_time())
+        self._timer.wake()
+
+    def _send_datagrams(self) -> None:
+        if self._gated:
+            return  # the flush waiting on the gate sends them once it opens
         for datagram, destination in self.core.datagrams_to_send(trio.current_time()):
             self.datagrams_sent += 1
             self._route(datagram, destination)
+
+    async def flush(self) -> None:
+        """Send what the core has (once :attr:`send_gate` allows), deliver its events."""
+        if self.send_gate is not None and not self._gated:
+            self._gated = True
+            try:
+                await self.send_gate()
+            finally:
+                self._gated = False
+        self._send_datagrams()
         # Cancel-safe: an event leaves the pending queue only once the channel took it, so a
         # task cancelled while waiting here (a connection closing) loses nothing; the next
         # flush, from any task, delivers the rest in order.
@@ -177,6 +204,10 @@ class DriverFacade:
     def send_operation(self, connection_id: bytes, message: wire.Message) -> int:
         """Queue an operation to a device."""
         return self.driver.send_operation(connection_id, message)
+
+    def release_operation(self, connection_id: bytes, receipt: int) -> None:
+        """An operation received from a device is durable (see ``OperationReceived.receipt``)."""
+        self.driver.release_operation(connection_id, receipt)
 
     def statistics(self) -> TransportStatistics:
         """A frozen snapshot of the counters."""

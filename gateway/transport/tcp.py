@@ -1,9 +1,10 @@
 """The gateway's TCP listener: length-prefixed session packets, many operations per connection.
 
 Each connection is an address for the session core (``("tcp", n)``), validated at once (the TCP
-handshake proved it), with the core in stream mode (``ChannelConfig(stream=True)``: no acks, no
-retransmission). :func:`serve_stream` runs one connection over any trio stream, so tests drive it
-over ``trio.testing.memory_stream_pair`` exactly as over a socket. A malformed length prefix ends
+handshake proved it), with the core in stream mode (``ChannelConfig(stream=True)``: no
+retransmission; cumulative acks that say what each end made durable, docs/protocol.md §3.2).
+:func:`serve_stream` runs one connection over any trio stream, so tests drive it over
+``trio.testing.memory_stream_pair`` exactly as over a socket. A malformed length prefix ends
 that connection only (the stream has lost its framing) and is counted; other connections go on.
 A packet whose handling raises is dropped and counted (``internal_error``) and the connection
 goes on; anything else that raises in a connection's reader ends that connection only and is

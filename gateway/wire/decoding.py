@@ -157,6 +157,8 @@ def _read_contact_ref(
     fields: Fields, what: str, key: int, default: object, members: dict[int, IntEnum] | None
 ) -> object:
     if key not in fields:
+        if default is not REQUIRED:
+            return None  # an optional contact (SetPresence's recipient)
         _missing(what, key)
     value = fields[key]
     if type(value) is int:

@@ -80,6 +80,7 @@ class FailureReason(IntEnum):
     TOO_LARGE = 5
     REMOTE_SERVER_UNREACHABLE = 6
     REJECTED = 7
+    RESOURCE_CONSTRAINT = 8  # the recipient's queue (or server) is full (RFC 6120 §8.3.3.18)
 
 
 class SubscriptionAction(IntEnum):

@@ -363,6 +363,9 @@ class SetPresence:
     """The device changes its own presence; ``None`` fields are unchanged (a partial update).
 
     ``note=""`` removes the note. ``note_language`` may only accompany a non-empty note.
+    With ``to`` the update is directed presence (RFC 2779 §2.3.3, §5.2.3): it changes what that
+    one watcher sees, over the broadcast presence, and nothing else; ``to`` alone ends the
+    direction, so the watcher sees the broadcast presence again (docs/protocol.md §6.7).
     """
 
     TYPE: ClassVar[MessageType] = MessageType.SET_PRESENCE
@@ -372,10 +375,13 @@ class SetPresence:
     show: Show | None = field(default=None, metadata=wire_field(2, Kind.ENUM, Show))
     note: str | None = field(default=None, metadata=wire_field(3, Kind.TEXT))
     note_language: str | None = field(default=None, metadata=wire_field(4, Kind.TEXT))
+    to: ContactRef | None = field(default=None, metadata=wire_field(5, Kind.CONTACT_REF))
 
     def __post_init__(self) -> None:
-        if self.open is None and self.show is None and self.note is None:
-            raise _invalid("a presence update must change open, show or note")
+        if self.to is not None:
+            _check_contact_ref("to", self.to)
+        elif self.open is None and self.show is None and self.note is None:
+            raise _invalid("a broadcast presence update must change open, show or note")
         if self.open is not None:
             _check_bool("open", self.open)
         if self.show is not None:

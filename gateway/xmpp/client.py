@@ -46,6 +46,7 @@ without an available presence the server sends messages for the bare JID to offl
 from __future__ import annotations
 
 import dataclasses
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
@@ -137,6 +138,17 @@ _SEQUENCED_EVENTS: Final = (
 )
 
 
+# Stanzas whose sender resends them itself on a fresh session (see XmppClient.send_stanza). Kept
+# by identity and weakly, so the mark travels with the element from one connection's client to
+# the next and vanishes with it.
+_RESENT_BY_APPLICATION: Final[weakref.WeakSet[ET.Element]] = weakref.WeakSet()
+
+
+def resent_by_application(stanza: ET.Element) -> bool:
+    """Whether ``stanza`` was submitted with ``resent_by_application=True``."""
+    return stanza in _RESENT_BY_APPLICATION
+
+
 class ConnectionLostError(RemoteXmppError):
     """The connection ended without ``</stream:stream>`` (or a keepalive went unanswered)."""
 
@@ -197,7 +209,9 @@ class XmppClient(NegotiatingStream):
         self._roster_requested = False
         self._poisoned = False  # a stanza was dropped after <policy-violation/>: do not resume
         self._timers = ClientTimers(
-            iq_timeout=config.iq_timeout, keepalive_interval=config.keepalive_interval
+            iq_timeout=config.iq_timeout,
+            keepalive_interval=config.keepalive_interval,
+            ack_timeout=config.ack_timeout,
         )
         self._dispatcher = StanzaDispatcher(
             timers=self._timers,
@@ -255,20 +269,50 @@ class XmppClient(NegotiatingStream):
         self._transition(_I.CLOSE)
         self._output += STREAM_CLOSE
 
-    def data_to_send(self) -> bytes:
-        """Bytes to write to the socket now (possibly empty)."""
-        if (
-            self.state is _S.READY
-            and self._sm.enabled
-            and self._sm.unacknowledged
-            and not self._sm.ack_requested
-        ):
-            # XEP-0198 §4: ask for an ack once per batch of stanzas.
-            self._output += serialize(ET.Element(_q("r", SM_NS)))
-            self._sm.ack_requested = True
+    def data_to_send(self, now: float | None = None) -> bytes:
+        """Bytes to write to the socket now (possibly empty).
+
+        ``now`` starts the acknowledgement clock (``config.ack_timeout``) of the stanzas that
+        go out; without it the clock starts at the next call that tells the time.
+        """
+        self._request_acknowledgement(now)
         data = bytes(self._output)
         self._output.clear()
         return data
+
+    def data_to_send_pieces(self, now: float | None, max_piece: int) -> list[bytes]:
+        """:meth:`data_to_send`, cut between elements into pieces of at most ``max_piece`` bytes
+        (an element larger than that is a piece of its own).
+
+        Written one piece per TLS record (``max_piece`` = 16384, the TLS plaintext limit), no
+        element below that size ever spans two records, so a connection that dies mid-write
+        leaves the server's parser between stanzas, never inside one.  That matters for
+        Prosody 0.12, which parses a resumed stream with the old stream's parser (mod_c2s's
+        ``session.data`` keeps the old parser after mod_smacks moves the session): a half
+        stanza left there swallows everything the resumed stream sends (docs/upstream.md).
+        """
+        self._request_acknowledgement(now)
+        data = bytes(self._output)
+        ends = list(self._output.ends)
+        self._output.clear()
+        pieces: list[bytes] = []
+        start = cut = 0
+        for end in ends:
+            if end - start > max_piece and cut > start:
+                pieces.append(data[start:cut])
+                start = cut
+            cut = end
+        if cut > start:
+            pieces.append(data[start:cut])
+        return pieces
+
+    def _request_acknowledgement(self, now: float | None) -> None:
+        if self.state is _S.READY and self._sm.enabled and self._sm.unacknowledged:
+            if not self._sm.ack_requested:
+                # XEP-0198 §4: ask for an ack once per batch of stanzas.
+                self._output += serialize(ET.Element(_q("r", SM_NS)))
+                self._sm.ack_requested = True
+            self._timers.awaiting_ack(now)
 
     def resumption_token(self, now: float) -> ResumptionToken | None:
         """What a new connection needs to resume this session (XEP-0198 §5), if resumable.
@@ -303,10 +347,16 @@ class XmppClient(NegotiatingStream):
         return tuple(self._outbox)
 
     def pending_stanzas(self) -> tuple[ET.Element, ...]:
-        """Stanzas not known to have reached the server: unacknowledged plus never sent."""
-        if self._resume is not None:
-            return (*self._resume.unacknowledged, *self._outbox)
-        return (*self._sm.unacknowledged, *self._outbox)
+        """Stanzas not known to have reached the server, for a fresh session to send again:
+        unacknowledged plus never sent, less those the application resends itself."""
+        unacknowledged = (
+            self._resume.unacknowledged if self._resume is not None else self._sm.unacknowledged
+        )
+        return tuple(
+            stanza
+            for stanza in (*unacknowledged, *self._outbox)
+            if stanza not in _RESENT_BY_APPLICATION
+        )
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the counters."""
@@ -320,8 +370,15 @@ class XmppClient(NegotiatingStream):
 
     # -- public API: stanzas --------------------------------------------------------------------
 
-    def send_stanza(self, stanza: ET.Element) -> None:
-        """Send a stanza now if the session is up, else when it is (bounded outbox)."""
+    def send_stanza(self, stanza: ET.Element, *, resent_by_application: bool = False) -> None:
+        """Send a stanza now if the session is up, else when it is (bounded outbox).
+
+        With ``resent_by_application`` the stanza is resent only by XEP-0198 resumption: a
+        fresh session (a failed resumption, a new stream) does not send it again, written or
+        not, since the application holds it durably and resends it itself, after checking
+        what the server already has (:mod:`gateway.xmpp.archive`), so the server never gets it
+        twice. The mark stays on the element across the clients of later connections.
+        """
         if stanza.tag not in _STANZA_TAGS:
             raise LocalXmppError(f"{stanza.tag} is not a jabber:client stanza")
         if self.state in (_S.CLOSING, _S.CLOSED, _S.FAILED):
@@ -329,6 +386,8 @@ class XmppClient(NegotiatingStream):
         data = serialize(stanza)
         if len(data) > self.outbound_limit:
             raise StanzaTooLargeError(len(data), self.outbound_limit)
+        if resent_by_application:
+            _RESENT_BY_APPLICATION.add(stanza)
         if self.state is not _S.READY:
             if len(self._outbox) >= self.config.max_unacknowledged:
                 raise LocalXmppError("the outbox is full; wait for the session")
@@ -593,6 +652,11 @@ class XmppClient(NegotiatingStream):
         if self._timers.probe_expired(now):
             self._fail(ConnectionLostError("the server stopped answering"), events, False)
             return events
+        self._timers.tell_time(now)
+        if self.state is _S.READY and self._timers.ack_expired(now):
+            reason = f"no acknowledgement within {self.config.ack_timeout:g} s"
+            self._fail(ConnectionLostError(reason), events, False)
+            return events
         events.extend(ev.IqTimedOut(iq_id) for iq_id in self._timers.take_expired_requests(now))
         if self._inbound_ack_due is not None and now >= self._inbound_ack_due:
             self._inbound_ack_due = None
@@ -639,6 +703,7 @@ class XmppClient(NegotiatingStream):
             self._send_inbound_ack()
         elif element.tag == _q("a", SM_NS) and self._sm.enabled:
             self._sm.ack_requested = False
+            self._timers.ack_received()
             acknowledged = self._sm.acknowledge_untrusted(element.get("h"))
             if acknowledged:
                 events.append(acknowledged_event(acknowledged))
@@ -697,6 +762,8 @@ class XmppClient(NegotiatingStream):
             if presence is not None and not any(_is_broadcast_presence(s) for s in outbox):
                 self.send_stanza(presence)
         for stanza in outbox:
+            if fresh and stanza in _RESENT_BY_APPLICATION:
+                continue  # its sender resends it once it knows the server lacks it
             data = serialize(stanza)
             if len(data) > self.outbound_limit:
                 reason = StanzaDropReason.TOO_LARGE

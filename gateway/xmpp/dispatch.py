@@ -2,7 +2,8 @@
 
 Theory of operation.  :class:`StanzaDispatcher` reads one ``<message/>``, ``<presence/>`` or
 ``<iq/>`` the server sent and returns what it means as :mod:`gateway.xmpp.events`: messages,
-receipts (XEP-0184) and their errors; presence, its errors and subscription requests
+receipts (XEP-0184) and their errors; results of our archive queries (XEP-0313), accepted
+only from our own account; presence, its errors and subscription requests
 (RFC 6121 §3-§4); roster pushes, accepted only from our own account (RFC 6121 §2.1.6); the
 answers to our requests, accepted only from whom we asked (RFC 6120 §8.1.2.1).  It answers
 requests itself: pings (XEP-0199), disco#info (XEP-0030) and ``service-unavailable`` for any
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Final
 
 from gateway.xmpp import events as ev
+from gateway.xmpp.archive import ArchiveParseError, parse_archive_result_untrusted
 from gateway.xmpp.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
 from gateway.xmpp.events import StanzaDropReason
 from gateway.xmpp.jid import Jid, JidError
@@ -77,7 +79,8 @@ class StanzaDispatcher:
         local_name = stanza.tag.rpartition("}")[2]
         try:
             if local_name == "message":
-                self._on_message(stanza, sequence, events)
+                if not self._on_archive_result(stanza, own_jid, events):
+                    self._on_message(stanza, sequence, events)
             elif local_name == "presence":
                 self._on_presence(stanza, sequence, events)
             else:
@@ -85,6 +88,25 @@ class StanzaDispatcher:
         except (StanzaParseError, JidError):
             self._drop(_MALFORMED[local_name])
         return events
+
+    def _on_archive_result(self, element: ET.Element, own_jid: Jid, events: list[ev.Event]) -> bool:
+        """A result of our archive query (XEP-0313 §4.2): True if ``element`` was one.
+
+        Accepted only from the account's own archive (its bare address, or no ``from``).
+        """
+        try:
+            result = parse_archive_result_untrusted(element)
+        except ArchiveParseError:
+            self._drop(StanzaDropReason.MALFORMED_ARCHIVE_RESULT)
+            return True
+        if result is None:
+            return False
+        sender = element.get("from")
+        if sender is not None and Jid.parse_untrusted(sender) != own_jid.bare:
+            self._drop(StanzaDropReason.ARCHIVE_RESULT_FROM_ELSEWHERE)
+            return True
+        events.append(ev.ArchiveResultReceived(result))
+        return True
 
     def _on_message(self, element: ET.Element, sequence: int, events: list[ev.Event]) -> None:
         message = parse_message_untrusted(element)

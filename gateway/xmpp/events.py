@@ -11,11 +11,13 @@ import dataclasses
 import enum
 import xml.etree.ElementTree as ET
 
+from gateway.xmpp.archive import ArchivedMessage
 from gateway.xmpp.errors import StanzaError, XmppError
 from gateway.xmpp.jid import Jid
 from gateway.xmpp.stanzas import MessageStanza, PresenceStanza, RosterItem, SubscriptionKind
 
 __all__ = [
+    "ArchiveResultReceived",
     "Authenticated",
     "ConnectionClosed",
     "ConnectionOpened",
@@ -66,6 +68,8 @@ class StanzaDropReason(enum.StrEnum):
     ROSTER_PUSH_NOT_FROM_SERVER = "roster-push-not-from-server"  # RFC 6121 §2.1.6
     UNEXPECTED_IQ_ANSWER = "unexpected-iq-answer"  # no request of ours has that id
     IQ_ANSWER_FROM_ELSEWHERE = "iq-answer-from-elsewhere"  # RFC 6120 §8.1.2.1: spoofing
+    MALFORMED_ARCHIVE_RESULT = "malformed-archive-result"  # XEP-0313 §4.2
+    ARCHIVE_RESULT_FROM_ELSEWHERE = "archive-result-from-elsewhere"  # not our archive: spoofing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +209,13 @@ class IqFailed:
 
 
 @dataclasses.dataclass(frozen=True)
+class ArchiveResultReceived:
+    """One result of our archive query (XEP-0313 §4.2), from the account's own archive."""
+
+    result: ArchivedMessage
+
+
+@dataclasses.dataclass(frozen=True)
 class IqTimedOut:
     """No answer to our request ``id`` before its deadline."""
 
@@ -277,6 +288,7 @@ Event = (
     | IqResultReceived
     | IqFailed
     | IqTimedOut
+    | ArchiveResultReceived
     | PingAnswered
     | StreamEnded
 )

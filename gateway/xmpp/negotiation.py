@@ -28,7 +28,7 @@ import binascii
 import dataclasses
 import secrets
 import xml.etree.ElementTree as ET
-from typing import Final
+from typing import Final, Self
 
 from gateway.xmpp import events as ev
 from gateway.xmpp.client_state import ClientInput, ClientState, next_state
@@ -68,6 +68,7 @@ from gateway.xmpp.stream_management import (
     StreamManagement,
 )
 from gateway.xmpp.timers import (
+    DEFAULT_ACK_TIMEOUT,
     DEFAULT_IQ_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -81,6 +82,7 @@ __all__ = [
     "Features",
     "FeaturesMissingError",
     "NegotiatingStream",
+    "OutputBuffer",
     "parse_features_untrusted",
 ]
 
@@ -127,6 +129,8 @@ class ClientConfig:
     keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     negotiation_timeout: float = DEFAULT_NEGOTIATION_TIMEOUT
+    # Our stanzas unacknowledged this long after our <r/>: the connection is dead (see timers).
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
     max_stanza_size: int = DEFAULT_MAX_STANZA_SIZE
     max_depth: int = DEFAULT_MAX_DEPTH
     max_unacknowledged: int = DEFAULT_MAX_UNACKNOWLEDGED
@@ -182,6 +186,34 @@ def parse_features_untrusted(features_element: ET.Element) -> Features:
     return features
 
 
+class OutputBuffer:
+    """The bytes the client has to write, remembering where each appended element ends.
+
+    Every ``+=`` appends one whole header, element or close tag, so these ends are where a write
+    may be cut without cutting an element: see :meth:`XmppClient.data_to_send_pieces`.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self.ends: list[int] = []
+
+    def __iadd__(self, data: bytes) -> Self:
+        self._data += data
+        self.ends.append(len(self._data))
+        return self
+
+    def __bytes__(self) -> bytes:
+        return bytes(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        """Forget what was taken for writing."""
+        self._data.clear()
+        self.ends.clear()
+
+
 class NegotiatingStream:
     """One client stream from its first header to an established session; see the module doc.
 
@@ -216,7 +248,7 @@ class NegotiatingStream:
             max_depth=config.max_depth,
             content_namespaces=frozenset({CLIENT_NS}),
         )
-        self._output = bytearray()
+        self._output = OutputBuffer()
         self._outbox: list[ET.Element] = []
         self._sm = StreamManagement(max_unacknowledged=config.max_unacknowledged)
         self._scram: ScramClient | None = None

@@ -11,6 +11,10 @@ which the adapter sleeps toward before calling the client's ``handle_timer``.
   ``keepalive_timeout`` the connection is dead.  Any received byte clears the probe.
 - Requests: each get/set IQ we send waits at most ``iq_timeout`` for its answer (RFC 6120 §8.2.3
   answers are mandatory, but a server may lose them), and is reported as timed out after.
+- Acknowledgement: while stanzas we sent are unacknowledged (XEP-0198 §4) and our ``<r/>`` is
+  out, an ``<a/>`` must come within ``ack_timeout``; other bytes from the server do not count,
+  since a server that still writes may have stopped reading us.  Past it the connection is
+  dead and the session resumes on a new one, as mobile clients do.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Final
 from gateway.xmpp.jid import Jid
 
 __all__ = [
+    "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_IQ_TIMEOUT",
     "DEFAULT_KEEPALIVE_INTERVAL",
     "DEFAULT_KEEPALIVE_TIMEOUT",
@@ -31,6 +36,8 @@ __all__ = [
     "PendingIq",
 ]
 
+# Our stanzas unacknowledged this long after our <r/>: the server no longer reads this connection.
+DEFAULT_ACK_TIMEOUT: Final = 30.0
 # A request nobody answers within this many seconds is reported as IqTimedOut.
 DEFAULT_IQ_TIMEOUT: Final = 60.0
 # Silence after which we probe the server: under the ~5 minute idle timeout of common NATs.
@@ -64,9 +71,18 @@ class PendingIq:
 class ClientTimers:
     """The deadlines of one stream; see the module docstring."""
 
-    def __init__(self, *, iq_timeout: float, keepalive_interval: float) -> None:
+    def __init__(
+        self,
+        *,
+        iq_timeout: float,
+        keepalive_interval: float,
+        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+    ) -> None:
         self._iq_timeout = iq_timeout
         self._keepalive_interval = keepalive_interval
+        self._ack_timeout = ack_timeout
+        self.ack_deadline: float | None = None  # an <a/> for our stanzas must come by then
+        self._ack_wait_unarmed = False  # an <a/> is awaited since a moment not yet known
         self.pending: dict[str, PendingIq] = {}
         self.negotiation_deadline: float | None = None
         self.keepalive_deadline: float | None = None  # set while a probe is unanswered
@@ -78,9 +94,39 @@ class ClientTimers:
         self.negotiation_deadline = now + negotiation_timeout
 
     def received(self, now: float) -> None:
-        """Bytes came from the server: it is alive."""
+        """Bytes came from the server: it is alive (whether it reads us, only ``<a/>`` says)."""
         self.last_received = now
         self.keepalive_deadline = None
+        self.tell_time(now)
+
+    def awaiting_ack(self, now: float | None) -> None:
+        """Our stanzas are out and an ``<r/>`` asks for them: the acknowledgement clock runs.
+
+        Without ``now`` (output taken without a time) it starts at the next time the client
+        is told, so it can only run late, never fire early.
+        """
+        if self.ack_deadline is not None:
+            return
+        if now is None:
+            self._ack_wait_unarmed = True
+        else:
+            self._ack_wait_unarmed = False
+            self.ack_deadline = now + self._ack_timeout
+
+    def ack_received(self) -> None:
+        """An ``<a/>`` came: the server reads us; a new ``<r/>`` starts the clock again."""
+        self.ack_deadline = None
+        self._ack_wait_unarmed = False
+
+    def tell_time(self, now: float) -> None:
+        """Start an acknowledgement clock that was waiting for the time."""
+        if self._ack_wait_unarmed:
+            self._ack_wait_unarmed = False
+            self.ack_deadline = now + self._ack_timeout
+
+    def ack_expired(self, now: float) -> bool:
+        """Whether our stanzas went unacknowledged for too long."""
+        return self.ack_deadline is not None and now >= self.ack_deadline
 
     def negotiated(self) -> None:
         """The session is up: negotiation can no longer time out."""
@@ -99,6 +145,8 @@ class ClientTimers:
         deadlines = [pending.deadline for pending in self.pending.values()]
         if self.negotiation_deadline is not None:
             deadlines.append(self.negotiation_deadline)
+        if self.ack_deadline is not None:
+            deadlines.append(self.ack_deadline)
         if self.keepalive_deadline is not None:
             deadlines.append(self.keepalive_deadline)
         elif ready:

@@ -294,3 +294,23 @@ def test_configuration_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / CONFIG).write_bytes(b'[gateway]\nlog_level = "\xff"\n')
     (problem,) = _problems(tmp_path)
     assert "not UTF-8" in problem.message
+
+
+def test_the_relay_keys_are_read_and_checked(gateway_dir: Path) -> None:
+    config = gateway_dir / CONFIG
+    defaults = load_configuration(config, check_ports=False).limits
+    assert (defaults.link_lost_grace, defaults.max_directed) == (300.0, 64)
+    edit(config, "link_lost_grace = 300.0", "link_lost_grace = 30")
+    edit(config, "max_directed = 64", "max_directed = 8")
+    limits = load_configuration(config, check_ports=False).limits
+    assert (limits.link_lost_grace, limits.max_directed) == (30.0, 8)
+    edit(config, "link_lost_grace = 30", 'link_lost_grace = "5 min"')
+    edit(config, "max_directed = 8", "max_directed = -1")
+    problems = _problems(gateway_dir, check_ports=False)
+    grace = _only(problems, "limits.link_lost_grace")
+    assert "must be a number, not a string" in grace.message
+    assert "seconds from 0 to 604800" in grace.fix
+    assert grace.line == _line_of(gateway_dir, "link_lost_grace =")
+    directed = _only(problems, "limits.max_directed")
+    assert "-1 is out of range" in directed.message
+    assert "choose a value from 0 to 100000" in directed.fix

@@ -32,7 +32,9 @@ from device_sim.client import (
     Woke,
     core,
 )
+from device_sim.soft_p256 import MeteredSoftP256Crypto
 from gateway import wire
+from gateway.edhoc.crypto import Crypto
 from gateway.enroll.provisioning import (
     GatewayEndpoint,
     Provisioning,
@@ -150,12 +152,15 @@ async def start(
     link: LinkModel | None = None,
     seed: int = 5,
     own_key: bool = False,
+    crypto: Crypto | None = None,
 ) -> tuple[ClientNode, GatewayApp, FakeNetwork]:
     gateway = make_gateway()
     app = GatewayApp(gateway)
     net = FakeNetwork(nursery, seed=seed, link=link or LinkModel(delay=0.1))
     nursery.start_soon(run_gateway, gateway, net, GATEWAY_ADDRESS, Recorder(), app.on_event)
-    client = DeviceClient(rng=random.Random(seed), random_bytes=random.Random(seed + 1).randbytes)
+    client = DeviceClient(
+        rng=random.Random(seed), random_bytes=random.Random(seed + 1).randbytes, crypto=crypto
+    )
     node = ClientNode(client, net)
     nursery.start_soon(node.run)
     await trio.lowlevel.checkpoint()
@@ -185,6 +190,21 @@ async def test_handshake_from_provisioning_file_then_send_and_confirm(
         assert node.of_type(DeliveryReported) == [
             DeliveryReported(1, wire.DeliveryStatus.DELIVERED, None)
         ]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_device_without_p256_hardware_runs_its_handshake_on_the_ecdsa_package(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    crypto = MeteredSoftP256Crypto()
+    async with trio.open_nursery() as nursery:
+        node, app, _ = await start(nursery, tmp_path, crypto=crypto)
+        message_id = node.client.send_text(3, "on software P-256")
+        node.poke()
+        await until(lambda: not node.client.outbox)
+        assert app.send_ids == [message_id]
+        # Method 3 as initiator: its ephemeral key, then G_XY, G_RX and G_IY.
+        assert crypto.counts.p256_scalar_multiplications == 4
         nursery.cancel_scope.cancel()
 
 
@@ -311,13 +331,16 @@ async def test_state_size_is_measured_and_bounded(
         grown = client.state_size()
         print(f"device client state, 4 queued 20-char texts: total={grown.total} B")
         codec = WireCodec()
-        assert grown.outbox == sum(len(codec.encode(client.outbox[i])) for i in app_ids)
+        queued = [client.outbox[i] for i in app_ids]
+        assert None not in queued  # nothing acknowledged yet: every body is kept
+        assert grown.outbox == sum(len(codec.encode(m)) for m in queued if m is not None)
         assert grown.total - size.total == grown.outbox
         client.sleep(600, trio.current_time())
         client.send_text(3, "y" * 20)
         client.set_presence(available=False)
         asleep = client.state_size()
-        assert asleep.outbox == sum(len(codec.encode(m)) for m in client.outbox.values()) + len(
+        unsent = [m for m in client.outbox.values() if m is not None]
+        assert asleep.outbox == sum(len(codec.encode(m)) for m in unsent) + len(
             codec.encode(wire.SetPresence(open=False))
         )  # each deferred message counted once
         nursery.cancel_scope.cancel()

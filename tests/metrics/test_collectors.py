@@ -4,7 +4,9 @@ library's own parser; every statistics field is exposed and every family is docu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -18,14 +20,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.jid import Jid
 from gateway.metrics import (
     FIELD_FAMILIES,
+    LATENCY_FAMILIES,
     DeviceQueueView,
     MetricsEndpoint,
     MetricSources,
     RelayView,
+    RetiredUpstream,
     build_registry,
     upstream_views,
 )
 from gateway.relay import DeviceRelay
+from gateway.service.latency import Direction, EndToEndLatency, LatencyHistogram
 from gateway.session import ChannelConfig, GatewayConfig, GatewaySessions
 from gateway.signing import E2eVerifier, SignerTrustStore
 from gateway.signing.e2e import E2E_TAG
@@ -121,12 +126,19 @@ async def _all_sources(tmp_path: Path, clock: trio.testing.MockClock) -> MetricS
     )
     relay = DeviceRelay(Jid.parse_untrusted("alice@example.net"))
     queues = [DeviceQueueView(0), DeviceQueueView(3, 30.0), DeviceQueueView(40, 7200.0)]
+    latency = EndToEndLatency()
+    for seconds in (0.002, 0.2, 0.3, 7200.0):
+        latency.observe(Direction.PERSON_TO_DEVICE, seconds)
+    latency.observe(Direction.DEVICE_TO_PERSON, 0.04)
+    retired = RetiredUpstream(upstream.statistics(), connections=3, reconnections=2)
     return MetricSources(
         cores={"udp": gateway.statistics},
         store=writer.statistics,
         verifier=verifier.statistics,
         upstream=lambda: upstream_views([upstream]),
+        upstream_retired=lambda: retired,
         relay=lambda: RelayView(queues, {"delivered": 2, "failed": 1}, [relay.statistics()]),
+        latency={d.value: functools.partial(latency.snapshot, d) for d in Direction},
     )
 
 
@@ -176,6 +188,20 @@ async def test_values_match_real_objects(
     assert _value(reports, outcome="delivered") == 2
     assert _value(reports, outcome="unknown") == 0
 
+    assert _value(families["impp_gateway_upstream_connections"]) == 3  # retired ones count
+    assert _value(families["impp_gateway_upstream_reconnects"]) == 2
+    to_device = families["impp_gateway_message_latency_person_to_device_seconds"]
+    buckets = {s.labels["le"]: s.value for s in to_device.samples if s.name.endswith("_bucket")}
+    assert (buckets["0.005"], buckets["0.25"], buckets["0.5"], buckets["3600.0"]) == (1, 2, 3, 3)
+    assert buckets["+Inf"] == 4
+    totals = _values(to_device)
+    assert totals["impp_gateway_message_latency_person_to_device_seconds_count[]"] == 4
+    assert totals["impp_gateway_message_latency_person_to_device_seconds_sum[]"] == (
+        0.002 + 0.2 + 0.3 + 7200.0
+    )
+    to_person = families["impp_gateway_message_latency_device_to_person_seconds"]
+    assert _values(to_person)["impp_gateway_message_latency_device_to_person_seconds_count[]"] == 1
+
 
 async def test_listeners_expose_their_adapter_and_core_counters() -> None:
     udp = UdpEndpoint(_core(stream=False))
@@ -205,6 +231,10 @@ async def test_every_statistics_field_is_exposed_and_every_family_documented(
         await nursery.start(udp.serve)
         families |= await _scrape(MetricSources(listeners={"udp": udp.statistics}))
         nursery.cancel_scope.cancel()
+    latency_fields = {f.name for f in dataclasses.fields(LatencyHistogram)}
+    assert latency_fields == {"bounds", "counts", "total"}, latency_fields  # LatencySnapshot's
+    for family in LATENCY_FAMILIES.values():
+        assert family in families, family
     for statistics_class, mapping in FIELD_FAMILIES.items():
         fields = {f.name for f in dataclasses.fields(statistics_class)}
         assert fields == set(mapping), (statistics_class.__name__, fields ^ set(mapping))
@@ -213,3 +243,26 @@ async def test_every_statistics_field_is_exposed_and_every_family_documented(
     documented = DOCS.read_text(encoding="utf-8")
     missing = sorted(name for name in families if f"`{name}" not in documented)
     assert not missing, f"families not in docs/metrics.md: {missing}"
+
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+async def test_every_metric_the_operations_guide_names_is_scraped(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Each ``impp_gateway_*`` name in docs/operations.md (its queries and alerts) is a family
+    or a sample name of a real scrape, so no alert watches a series that never exists."""
+    families = await _scrape(await _all_sources(tmp_path, autojump_clock))
+    udp = UdpEndpoint(_core(stream=False))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(udp.serve)
+        families |= await _scrape(MetricSources(listeners={"udp": udp.statistics}))
+        nursery.cancel_scope.cancel()
+    scraped = set(families)
+    for family in families.values():
+        scraped |= {sample.name for sample in family.samples}
+    named = set(re.findall(r"\bimpp_gateway_[a-z0-9_]+", OPERATIONS.read_text(encoding="utf-8")))
+    assert len(named) >= 20, named  # the alert table is there
+    missing = sorted(named - scraped)
+    assert not missing, f"docs/operations.md names metrics no scrape has: {missing}"

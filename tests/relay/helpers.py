@@ -53,3 +53,8 @@ def of_type(commands: list[cmd.Command], kind: type[T]) -> list[T]:
 def sent_to_device(commands: list[cmd.Command]) -> list[object]:
     """The wire messages sent to the device now, in order."""
     return [c.message for c in commands if isinstance(c, cmd.SendToDevice)]
+
+
+def flushed(relay: DeviceRelay, now: float) -> list[cmd.Command]:
+    """The upstream answers the relay's sync (a ping): the flush after ``<active/>`` is over."""
+    return relay.upstream_event(ev.PingAnswered("sync", 0.01), now)

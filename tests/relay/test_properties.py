@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.relay import DeviceDelivered, DeviceRelay, RelayConfig
+from gateway.relay import (
+    DeviceDelivered,
+    DeviceLinkLost,
+    DeviceLinkUp,
+    DeviceRelay,
+    QueueOverflowed,
+    RelayConfig,
+)
 from gateway.relay import commands as cmd
 from gateway.wire import (
     Ack,
@@ -54,13 +61,18 @@ device_inputs = st.one_of(
         open=st.booleans(),
         show=st.sampled_from(Show),
         note=st.sampled_from(["", "n", None]),
+        to=st.none() | contacts,
     ),
+    st.builds(SetPresence, to=contacts),
     st.builds(SubscriptionCommand, action=st.sampled_from(SubscriptionAction), contact=contacts),
     st.builds(ContactListRequest, known_version=st.none() | st.integers(0, 5)),
     st.builds(Ping, id=ids),
     st.builds(Sleep, duration=st.integers(1, 100)),
     st.builds(Wake, presence_snapshot=st.booleans()),
     st.builds(DeviceDelivered, message_id=ids),
+    st.builds(QueueOverflowed, message_id=ids),
+    st.just(DeviceLinkLost()),
+    st.just(DeviceLinkUp()),
     st.just(Ack(0)),
     st.just(DeliveryReport(1, DeliveryStatus.DELIVERED)),
     st.just(PresenceNotification(contact=0, open=True)),
@@ -147,7 +159,10 @@ def test_any_sequence_yields_only_commands(
     sequence: list[tuple[str, object, object, float]],
 ) -> None:
     relay = DeviceRelay(
-        DEVICE, config=RelayConfig(report_timeout=50, sleep_grace=5, queue_lifetime=80)
+        DEVICE,
+        config=RelayConfig(
+            report_timeout=50, sleep_grace=5, link_lost_grace=20, queue_lifetime=80, max_directed=2
+        ),
     )
     now = 0.0
     for kind, device_input, upstream_input, step in sequence:

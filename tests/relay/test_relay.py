@@ -57,7 +57,16 @@ from gateway.xmpp import (
 )
 from gateway.xmpp import events as ev
 from gateway.xmpp.stanzas import parse_message_untrusted, parse_presence_untrusted
-from tests.relay.helpers import ALICE, BOB, DEVICE, NOW, of_type, ready_relay, sent_to_device
+from tests.relay.helpers import (
+    ALICE,
+    BOB,
+    DEVICE,
+    NOW,
+    flushed,
+    of_type,
+    ready_relay,
+    sent_to_device,
+)
 
 
 def _send(relay: DeviceRelay, message_id: int = 7, to: int | str = 0) -> list[cmd.Command]:
@@ -407,8 +416,8 @@ def test_sleep_queues_coalesces_presence_and_wake_summarises_then_drains_once() 
     assert [type(e.message) for e in enqueued[:5]] == [IncomingMessage] * 5
     assert {e.coalesce_key for e in enqueued[5:]} == {"presence alice@example.org"}
     wake = relay.device_operation(Wake(), NOW + 100)
-    assert wake == [
-        cmd.UpstreamSetActive(True),
+    assert wake == [cmd.UpstreamSetActive(True), cmd.UpstreamSync()]
+    assert flushed(relay, NOW + 100) == [
         cmd.SendToDevice(MissedSummary(messages=5, presence_notifications=1)),
         cmd.DrainQueue(),
     ]
@@ -441,11 +450,8 @@ def test_a_queued_message_that_expires_is_reported_to_its_sender() -> None:
             element_jid("alice@example.org/phone"), "s1", FailureReason.EXPIRED
         ),
     ]
-    (summary, _drain) = [
-        c
-        for c in relay.device_operation(Wake(), NOW + 4000)
-        if not isinstance(c, cmd.UpstreamSetActive)
-    ]
+    relay.device_operation(Wake(), NOW + 4000)
+    (summary, _drain) = flushed(relay, NOW + 4000)
     assert summary == cmd.SendToDevice(MissedSummary(expired=1))
     assert relay.device_operation(DeviceDelivered(0), NOW) == []  # no receipt for a dropped one
 
@@ -457,3 +463,98 @@ def test_delivery_report_while_asleep_is_queued() -> None:
     commands = relay.upstream_event(ev.ReceiptReceived(ALICE, upstream_id), NOW)
     (enqueue,) = of_type(commands, cmd.EnqueueForDevice)
     assert enqueue.message == DeliveryReport(7, DeliveryStatus.DELIVERED)
+
+
+# -- the upstream's flush at wake (issue 12 §6) ---------------------------------------------------
+
+
+def _night(relay: DeviceRelay, start: float, presences: int = 3) -> list[cmd.Command]:
+    commands: list[cmd.Command] = []
+    for number in range(presences):
+        show = PresenceShow.AWAY if number % 2 else PresenceShow.DND
+        commands += relay.upstream_event(_alice_presence(show), start + number)
+    return commands
+
+
+def test_what_the_server_flushes_after_active_is_queued_coalesced_until_the_sync() -> None:
+    relay = ready_relay()
+    relay.device_operation(Sleep(600), NOW)
+    _night(relay, NOW + 1)
+    assert relay.device_operation(Wake(), NOW + 100) == [
+        cmd.UpstreamSetActive(True),
+        cmd.UpstreamSync(),
+    ]
+    assert not relay.delivering
+    # The server's held presence and a message arrive after <active/>, before the ping's answer.
+    flushed_in = _night(relay, NOW + 100, presences=20)
+    flushed_in += relay.upstream_event(_chat("night", "s1"), NOW + 100)
+    assert not of_type(flushed_in, cmd.SendToDevice)
+    assert {e.coalesce_key for e in of_type(flushed_in, cmd.EnqueueForDevice)} == {
+        "presence alice@example.org",
+        None,
+    }
+    assert flushed(relay, NOW + 100.5) == [
+        cmd.SendToDevice(MissedSummary(messages=1, presence_notifications=1)),
+        cmd.DrainQueue(),
+    ]
+    live = _night(relay, NOW + 101, presences=1)
+    assert [type(m) for m in sent_to_device(live)] == [PresenceNotification]
+
+
+def test_a_wake_without_the_syncs_answer_completes_at_the_timeout() -> None:
+    relay = ready_relay(config=RelayConfig(wake_sync_timeout=5.0))
+    relay.device_operation(Sleep(600), NOW)
+    relay.upstream_event(_chat("night", "s1"), NOW + 1)
+    relay.device_operation(Wake(), NOW + 100)
+    assert relay.next_deadline() == NOW + 105.0
+    assert relay.handle_timer(NOW + 104.9) == []
+    assert relay.handle_timer(NOW + 105.0) == [
+        cmd.SendToDevice(MissedSummary(messages=1)),
+        cmd.DrainQueue(),
+    ]
+    assert relay.statistics().wake_sync_timeouts == 1
+    assert flushed(relay, NOW + 106) == []  # the late answer ends nothing
+
+
+def test_a_sleep_before_the_syncs_answer_keeps_the_queue_for_the_next_wake() -> None:
+    relay = ready_relay()
+    relay.device_operation(Sleep(600), NOW)
+    relay.upstream_event(_chat("night", "s1"), NOW + 1)
+    relay.device_operation(Wake(), NOW + 100)
+    assert relay.device_operation(Sleep(600), NOW + 100.1) == [cmd.UpstreamSetActive(False)]
+    assert relay.device_operation(Wake(), NOW + 200) == [
+        cmd.UpstreamSetActive(True),
+        cmd.UpstreamSync(),
+    ]
+    assert flushed(relay, NOW + 200) == []  # the first wake's answer: the second's still due
+    assert flushed(relay, NOW + 200) == [
+        cmd.SendToDevice(MissedSummary(messages=1)),
+        cmd.DrainQueue(),
+    ]
+
+
+def test_a_second_wake_while_the_sync_is_awaited_is_answered_once() -> None:
+    relay = ready_relay()
+    relay.device_operation(Sleep(600), NOW)
+    relay.device_operation(Wake(), NOW + 100)
+    assert relay.device_operation(Wake(presence_snapshot=True), NOW + 100.1) == []
+    answer = flushed(relay, NOW + 100.2)
+    assert answer[0] == cmd.SendToDevice(MissedSummary())
+    assert len(of_type(answer, cmd.SendToDevice)) == 1  # no contact presence known yet
+
+
+def test_a_stream_that_ends_before_the_syncs_answer_completes_the_wake() -> None:
+    relay = ready_relay()
+    relay.device_operation(Sleep(600), NOW)
+    relay.upstream_event(_chat("night", "s1"), NOW + 1)
+    relay.device_operation(Wake(), NOW + 100)
+    ended = relay.upstream_event(ev.StreamEnded(error=None), NOW + 100.1)
+    assert ended == [cmd.SendToDevice(MissedSummary(messages=1)), cmd.DrainQueue()]
+    assert relay.next_deadline() is None
+
+
+def test_a_wake_with_the_upstream_down_answers_at_once() -> None:
+    relay = ready_relay()
+    relay.device_operation(Sleep(600), NOW)
+    relay.upstream_event(ev.StreamEnded(error=None), NOW + 1)
+    assert relay.device_operation(Wake(), NOW + 100) == [cmd.SendToDevice(MissedSummary())]

@@ -100,6 +100,18 @@ def test_expired_message_is_reported_to_its_sender_as_a_stanza_error() -> None:
     assert stanza.find(condition) is not None
 
 
+def test_overflow_is_reported_to_its_sender_as_resource_constraint() -> None:
+    upstream, server = _ready()
+    report = cmd.UpstreamDeliveryFailed(ROMEO, "m2", FailureReason.RESOURCE_CONSTRAINT)
+    upstream.execute(report, NOW)
+    (stanza,) = _sent(upstream, server)
+    assert (stanza.get("type"), stanza.get("id"), stanza.get("to")) == ("error", "m2", str(ROMEO))
+    error = stanza.find("{jabber:client}error")
+    assert error is not None
+    assert error.get("type") == "wait"  # RFC 6120 §8.3.3.18
+    assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}resource-constraint") is not None
+
+
 def test_a_full_session_feeds_back_through_the_relay() -> None:
     upstream, _server = _ready()
     relay = ready_relay()

@@ -23,7 +23,7 @@ from gateway.cli import main
 from gateway.config import ConfigError, Configuration, load_configuration
 from gateway.observability import current_account, current_kid
 from gateway.service import TICKET_RING_BLOB
-from gateway.session import SessionClosed
+from gateway.session import SessionClosed, TicketKeyRing, TicketReceived
 from gateway.store import GatewayStore
 from gateway.transport import DeviceDriver, run_device_over_udp
 from tests.conftest import MakePerson
@@ -376,19 +376,93 @@ def test_status_token_file_mode_is_checked(tmp_path: Path) -> None:
     assert "chmod 600" in problem.fix
 
 
-def test_sighup_reload_applies_the_log_level(tmp_path: Path) -> None:
-    from gateway.cli_run import reload_log_level
+async def test_the_ticket_ring_is_committed_before_the_ticket_it_sealed_is_sent(
+    open_store: tuple[GatewayStore, Configuration],
+    running_prosody: ProsodyServer,
+) -> None:
+    """The NewTicket a device holds opens with the ring already in the store: a gateway that
+    crashed right after sending it would still honour it (before, the ring was saved only
+    after a resumption, so the first ticket's key was in no stored ring)."""
+    store, configuration = open_store
+    enrolled = await enroll(store, configuration, running_prosody.create_user())
+    async with trio.open_nursery() as nursery:
+        gateway = await start_gateway(nursery, store, configuration)
+        device = await connect_device(nursery, enrolled, gateway.udp_port)
+        tickets = [e for e in device.events if isinstance(e, TicketReceived)]
+        ticket = tickets[-1] if tickets else await device.next_event(TicketReceived)
+        blob = await store.get_blob(TICKET_RING_BLOB)
+        assert blob is not None
+        now = trio.current_time()
+        stored = TicketKeyRing.from_bytes(blob, now)
+        opened = stored.open_untrusted(ticket.ticket, now)
+        assert opened.identity
+        await gateway.stop()
+        nursery.cancel_scope.cancel()
 
-    path = _write(tmp_path, "[metrics]\n")
-    path.write_text(path.read_text().replace('log_level = "info"', 'log_level = "debug"'))
-    root = logging.getLogger()
-    previous = root.level
-    try:
-        root.setLevel(logging.WARNING)
-        assert reload_log_level(path) == "debug"
-        assert root.level == logging.DEBUG
-        path.write_text(path.read_text().replace('log_level = "debug"', 'log_level = "loud"'))
-        assert reload_log_level(path) is None
-        assert root.level == logging.DEBUG
-    finally:
-        root.setLevel(previous)
+
+def _total(text: str, family: str, **labels: str) -> float:
+    return sum(
+        value
+        for found, value in samples(text, family)
+        if all(found.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_upstream_counters_do_not_go_down_when_a_session_closes(
+    open_store: tuple[GatewayStore, Configuration],
+    running_prosody: ProsodyServer,
+) -> None:
+    """A revoked device's upstream session closes; its stanzas and connections stay counted
+    (before, the counters were sums over the live sessions and fell to zero)."""
+    store, configuration = open_store
+    enrolled = await enroll(store, configuration, running_prosody.create_user())
+    async with trio.open_nursery() as nursery:
+        gateway = await start_gateway(nursery, store, configuration)
+        port = metrics_port(gateway)
+        await upstream_ready(gateway, enrolled.kid)
+        _, before = await http_get(port, "/metrics")
+        sent = _total(before, "impp_gateway_upstream_stanzas", direction="sent")
+        received = _total(before, "impp_gateway_upstream_stanzas", direction="received")
+        connections = _total(before, "impp_gateway_upstream_connections")
+        assert connections == 1
+        assert sent + received > 0
+        assert await store.revoke_device(enrolled.kid, now=0.0)
+        await gateway.service.refresh_registry()
+        assert enrolled.kid not in gateway.service.bound
+        _, after = await http_get(port, "/metrics")
+        assert _total(after, "impp_gateway_upstream_sessions") == 0
+        assert _total(after, "impp_gateway_upstream_stanzas", direction="sent") >= sent
+        assert _total(after, "impp_gateway_upstream_stanzas", direction="received") >= received
+        assert _total(after, "impp_gateway_upstream_connections") == connections
+        await gateway.stop()
+        nursery.cancel_scope.cancel()
+
+
+async def test_end_to_end_latency_reaches_the_metrics(
+    open_store: tuple[GatewayStore, Configuration],
+    make_person: MakePerson,
+    running_prosody: ProsodyServer,
+) -> None:
+    """The service's one EndToEndLatency is shared by its bindings and scraped as histograms:
+    a message a person sends to the device is counted once the device acknowledged it."""
+    store, configuration = open_store
+    account = running_prosody.create_user()
+    enrolled = await enroll(store, configuration, account)
+    person = await make_person()
+    async with trio.open_nursery() as nursery:
+        gateway = await start_gateway(nursery, store, configuration)
+        await upstream_ready(gateway, enrolled.kid)
+        device = await connect_device(nursery, enrolled, gateway.udp_port)
+        device.send(wire.SetPresence(open=True))
+        await person.send_message(account.jid, "how long did this take")
+        await device.next_operation(wire.IncomingMessage)
+        binding = gateway.service.bindings()[enrolled.kid]
+        with trio.fail_after(WAIT):
+            await binding.counters.wait_for(lambda c: c.get("delivered-to-device") >= 1)
+        _, text = await http_get(metrics_port(gateway), "/metrics")
+        family = "impp_gateway_message_latency_person_to_device_seconds"
+        counts = {labels.get("le"): v for labels, v in samples(text, family) if "le" in labels}
+        assert counts["+Inf"] == 1, counts
+        assert samples(text, "impp_gateway_message_latency_device_to_person_seconds")
+        await gateway.stop()
+        nursery.cancel_scope.cancel()

@@ -38,7 +38,7 @@ COOKIE_KEY = bytes(32)
 DEVICE_ADDRESS = ("198.51.100.7", 40000)
 
 
-def _channels() -> tuple[SecureChannel, SecureChannel]:
+def _channels(*, stream: bool = False) -> tuple[SecureChannel, SecureChannel]:
     def channel(is_gateway: bool, peer: bytes) -> SecureChannel:
         secrets_ = SessionSecrets.from_master(
             MASTER_SECRET, AeadAlgorithm.AES_CCM_16_64_128, is_gateway=is_gateway
@@ -47,7 +47,7 @@ def _channels() -> tuple[SecureChannel, SecureChannel]:
             RecordProtection(secrets_),
             codec=WireCodec(),
             peer_connection_id=peer,
-            config=ChannelConfig(),
+            config=ChannelConfig(stream=stream),
             rng=random.Random(0),
         )
 
@@ -109,9 +109,26 @@ def resumed() -> bytes:
     return resumed_answer(request, secret, GATEWAY_CID, GATEWAY_NONCE)
 
 
+def _stream_record_device() -> bytes:
+    _gateway, device = _channels(stream=True)
+    device.send_operation(wire.Ping(id=7))
+    (record,) = device.datagrams_to_send(0.0)
+    return record
+
+
 def tcp_frame() -> bytes:
-    """The device record of record_device on a TCP connection."""
-    return frame(record_device())
+    """The device's first record on a TCP connection: the Ping of record_device, framed."""
+    return frame(_stream_record_device())
+
+
+def tcp_ack() -> bytes:
+    """The gateway's ack for it on the TCP connection, sent after the ack delay, framed."""
+    gateway, _device = _channels(stream=True)
+    packet = parse_packet_untrusted(_stream_record_device(), cid_length=len(GATEWAY_CID))
+    assert not isinstance(packet, HandshakePacket)
+    gateway.receive_record(packet, 0.0)
+    (record,) = gateway.datagrams_to_send(1.0)
+    return frame(record)
 
 
 RESET_KEY = bytes(32)
@@ -133,6 +150,7 @@ EXAMPLES: dict[str, Callable[[], bytes]] = {
     "resumed": resumed,
     "reject": reject,
     "tcp-frame": tcp_frame,
+    "tcp-ack": tcp_ack,
 }
 
 if __name__ == "__main__":

@@ -230,8 +230,35 @@ def test_stream_records_must_be_consecutive() -> None:
         deliver(second, gateway, 2)
     assert deliver(first, gateway, 2) == [wire.Ping(id=1)]
     assert deliver(second, gateway, 2) == [wire.Ping(id=2)]
-    assert gateway.datagrams_to_send(10.0) == []  # never an ack on a stream
     assert device.next_deadline() is None  # never a retransmission timer on a stream
+
+
+def test_a_stream_is_acknowledged_once_per_advance_and_cumulatively() -> None:
+    # docs/protocol.md §3.2, §3.5: a stream is acknowledged (acks say what is durable, which
+    # the stream cannot), with one cumulative ack, in the unreliable space, per advance.
+    from gateway.session import ChannelConfig, OperationAcknowledged
+    from gateway.session.packets import ProtectedRecord, parse_packet_untrusted
+
+    gateway, device = pair(config=ChannelConfig(stream=True))
+    for i in range(3):
+        device.send_operation(wire.Ping(id=i))
+        assert deliver(device.datagrams_to_send(0.0), gateway, 2) == [wire.Ping(id=i)]
+    assert gateway.datagrams_to_send(0.0) == []  # delayed, to cover what arrives meanwhile
+    assert gateway.next_deadline() == gateway.config.ack_delay
+    acks = gateway.datagrams_to_send(gateway.config.ack_delay)
+    assert len(acks) == 1
+    packet = parse_packet_untrusted(acks[0], cid_length=0)
+    assert isinstance(packet, ProtectedRecord)
+    assert packet.header.unreliable
+    assert gateway.datagrams_to_send(1.0) == []  # nothing advanced: no second ack
+    assert device.take_unacknowledged() == [wire.Ping(id=i) for i in range(3)]
+    result = device.receive_record(packet, 1.0)
+    assert [e for e in result.events if isinstance(e, OperationAcknowledged)] == [
+        OperationAcknowledged(i, wire.Ping(id=i)) for i in range(3)
+    ]
+    assert device.take_unacknowledged() == []
+    assert device.next_deadline() is None
+    assert gateway.statistics().acks_sent == 1
 
 
 def test_gateway_forgets_half_open_handshakes_at_the_exact_deadline() -> None:

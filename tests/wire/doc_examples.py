@@ -59,6 +59,8 @@ EXAMPLES: dict[str, Message | tuple[Message, ...]] = {
     "report-unknown": DeliveryReport(9, DeliveryStatus.UNKNOWN),
     "set-presence": SetPresence(show=Show.AWAY, note="In meeting"),
     "set-presence-closed": SetPresence(open=False),
+    "set-presence-directed": SetPresence(show=Show.CHAT, note="Call me", to=4),
+    "set-presence-withheld": SetPresence(open=False, to="bob@example.org"),
     "presence-notification": PresenceNotification(3, True, Show.DO_NOT_DISTURB, "Driving", "en"),
     "subscribe": SubscriptionCommand(SubscriptionAction.SUBSCRIBE, "bob@example.org"),
     "approve": SubscriptionCommand(SubscriptionAction.APPROVE, 4),

@@ -90,10 +90,11 @@ def set_presences(draw: st.DrawFn) -> SetPresence:
     open_ = draw(st.none() | st.booleans())
     show = draw(st.none() | st.sampled_from(Show))
     note = draw(st.none() | short_texts)
-    if open_ is None and show is None and note is None:
+    to = draw(st.none() | contact_refs)
+    if to is None and open_ is None and show is None and note is None:
         note = ""
     language = draw(st.none() | languages) if note else None
-    return SetPresence(open_, show, note, language)
+    return SetPresence(open_, show, note, language, to)
 
 
 @st.composite

@@ -140,6 +140,10 @@ def test_mime_content_needs_both_fields_and_no_language() -> None:
         ({0: 7, 2: 5}, ErrorCode.INVALID_FIELD),  # no such show
         ({0: 7, 1: 1}, ErrorCode.INVALID_FIELD),  # open is a bool
         ({0: 7, 3: "", 4: "en"}, ErrorCode.INVALID_FIELD),  # language without a note
+        ({0: 7, 5: True}, ErrorCode.INVALID_FIELD),  # a recipient is an alias or an address
+        ({0: 7, 5: -1}, ErrorCode.INVALID_FIELD),
+        ({0: 7, 5: ""}, ErrorCode.INVALID_ADDRESS),
+        ({0: 7, 5: 1 << 16}, ErrorCode.INVALID_FIELD),  # beyond the alias range
         ({0: 8, 1: 1, 2: True, 3: 0}, ErrorCode.NOT_DETERMINISTIC),  # show AVAILABLE written out
         ({0: 8, 1: 1, 2: False, 3: 2}, ErrorCode.INVALID_FIELD),  # closed with a show
         ({0: 8, 1: 1, 2: True, 4: ""}, ErrorCode.INVALID_FIELD),
@@ -167,6 +171,14 @@ def test_mime_content_needs_both_fields_and_no_language() -> None:
 )
 def test_field_checks(value: CborValue, code: ErrorCode) -> None:
     assert refused(value) is code
+
+
+def test_set_presence_recipient_alone_is_a_message() -> None:
+    assert decode_value({0: 7, 5: 4}) == SetPresence(to=4)  # ends the direction at alias 4
+    assert decode_value({0: 7, 1: False, 5: "bob@example.org"}) == SetPresence(
+        open=False, to="bob@example.org"
+    )
+    assert refused({0: 7}) is ErrorCode.INVALID_FIELD  # a broadcast must change something
 
 
 def test_open_code_spaces_keep_unknown_numbers() -> None:
@@ -217,6 +229,8 @@ def test_enums_are_restored_on_decode() -> None:
         lambda: SetPresence(open=1),  # type: ignore[arg-type]
         lambda: SetPresence(show=9),  # type: ignore[arg-type]
         lambda: SetPresence(note="", note_language="en"),
+        lambda: SetPresence(open=True, to="two words"),
+        lambda: SetPresence(to=True),
         lambda: PresenceNotification(1, False, Show.AWAY),
         lambda: DeliveryReport(1, DeliveryStatus.FAILED),
         lambda: DeliveryReport(1, DeliveryStatus.DELIVERED, text="why"),

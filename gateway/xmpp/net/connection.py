@@ -42,6 +42,7 @@ from gateway.xmpp.net.resolver import ServerAddress, ServerResolver
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "MAX_WRITE",
     "RECEIVE_SIZE",
     "CountingStream",
     "TlsHandshakeError",
@@ -53,6 +54,9 @@ __all__ = [
 
 # Bytes asked of the socket per read; the parser caps what it buffers independently.
 RECEIVE_SIZE = 64 * 1024
+# The most written at once: the TLS plaintext record limit (RFC 8446 §5.1), so that the client's
+# pieces, cut between elements, each travel in one record.
+MAX_WRITE = 16384
 # Seconds for one TCP connect before the next address is tried.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -178,13 +182,14 @@ class UpstreamConnection:
     async def flush(self) -> None:
         """Write whatever the client has to send; a broken socket ends the connection."""
         async with self._send_lock:
-            data = self.client.data_to_send()
+            pieces = self.client.data_to_send_pieces(trio.current_time(), MAX_WRITE)
             self._timer.reschedule()
-            if not data:
+            if not pieces:
                 return
             with trio.move_on_after(self._send_timeout) as write:
                 try:
-                    await self.stream.send_all(data)
+                    for piece in pieces:  # one TLS record each: see data_to_send_pieces
+                        await self.stream.send_all(piece)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
                     await self._deliver(self._lost())
                     return

@@ -36,6 +36,19 @@ A session can start from a persisted token (``resume=``, e.g. after a restart), 
 :meth:`UpstreamSession.inbound_checkpoint` / :meth:`UpstreamSession.release_inbound` let the
 application persist the counters before the server hears them.
 
+A planned restart keeps the streams resumable: :meth:`UpstreamManager.hibernate` (and
+:meth:`UpstreamSession.hibernate`) write what the clients hold (a pending ``<a h/>``, an ``<r/>``),
+wait a bounded time for the server to acknowledge what we sent, then drop the TCP connections
+*without* ``</stream:stream>``; the server keeps each session for resumption (XEP-0198 §5,
+Prosody's ``smacks_hibernation_time``), and the next process resumes it from the persisted
+token, so the server redelivers what it sent meanwhile. Events that arrive during that wait are
+discarded: they were never acknowledged, so the server sends them again on the resumed stream.
+
+Counters survive reconnections and closed sessions: :meth:`UpstreamSession.statistics` adds the
+counts of the clients it replaced to its current client's, and the manager keeps the totals of
+the sessions it closed (:attr:`UpstreamManager.retired`), so the metrics built on them never
+go down.
+
 Events of every connection flow into one bounded channel per session
 (:attr:`UpstreamSession.events`, back-pressure on reading when the consumer is slow), except
 :class:`~gateway.xmpp.events.KeyDerivationRequested`, which the connection itself answers, with
@@ -52,12 +65,18 @@ import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 
 from gateway.xmpp import events as ev
-from gateway.xmpp.client import ClientConfig, ClientState, EncryptionRequiredError, XmppClient
+from gateway.xmpp.client import (
+    ClientConfig,
+    ClientState,
+    ClientStatistics,
+    EncryptionRequiredError,
+    XmppClient,
+)
 from gateway.xmpp.errors import (
     AuthenticationFailed,
     LocalXmppError,
@@ -81,6 +100,7 @@ from gateway.xmpp.stream_management import ResumptionToken
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_EVENT_QUEUE",
+    "DEFAULT_HIBERNATE_ACK_TIMEOUT",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_RECONNECT_INITIAL_DELAY",
     "DEFAULT_RECONNECT_MAX_DELAY",
@@ -90,6 +110,7 @@ __all__ = [
     "UpstreamManager",
     "UpstreamSession",
     "UpstreamSettings",
+    "add_statistics",
     "backoff_delay",
     "open_upstream_manager",
     "parse_see_other_host_untrusted",
@@ -99,6 +120,9 @@ DEFAULT_RECONNECT_INITIAL_DELAY: Final = 1.0  # seconds: the ceiling of the firs
 DEFAULT_RECONNECT_MAX_DELAY: Final = 300.0  # seconds: never wait longer than five minutes
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0  # seconds to wait for the server's </stream:stream>
 DEFAULT_EVENT_QUEUE: Final = 256  # events buffered per session before reading pauses
+# Seconds a hibernating session waits for the server to acknowledge the stanzas it sent: one
+# round trip and a busy server's pause, short against a drain's budget.
+DEFAULT_HIBERNATE_ACK_TIMEOUT: Final = 2.0
 # A session must live this long before the back-off starts again from zero: longer than a log-in
 # and its immediate rejection take, short against the minutes of a healthy session.
 DEFAULT_RECONNECT_RESET_AFTER: Final = 60.0
@@ -188,6 +212,35 @@ def backoff_delay(attempt: int, settings: UpstreamSettings, rng: random.Random) 
     return rng.uniform(0.0, ceiling)
 
 
+_GAUGE_FIELDS: Final = frozenset({"unacknowledged"})  # ClientStatistics fields that are levels
+
+
+def add_statistics(total: ClientStatistics | None, more: ClientStatistics) -> ClientStatistics:
+    """``total`` plus ``more``, field by field: counts added, per-reason counts merged, and the
+    levels (``unacknowledged``) taken from ``more`` (the newer stream holds what is pending)."""
+    if total is None:
+        return more
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(ClientStatistics):
+        if item.name in _GAUGE_FIELDS:
+            continue
+        mine, theirs = getattr(total, item.name), getattr(more, item.name)
+        if isinstance(mine, dict):
+            merged = dict(mine)
+            for key, count in theirs.items():
+                merged[key] = merged.get(key, 0) + count
+            values[item.name] = merged
+        else:
+            values[item.name] = mine + theirs
+    return dataclasses.replace(more, **values)
+
+
+def _retired(statistics: ClientStatistics) -> ClientStatistics:
+    """The counts of a stream that is over: its levels are zero."""
+    levels: dict[str, Any] = dict.fromkeys(_GAUGE_FIELDS, 0)
+    return dataclasses.replace(statistics, **levels)
+
+
 def _permanent(error: Exception | None) -> bool:
     """Failures that reconnecting cannot fix: wrong credentials, refused plaintext.
 
@@ -244,6 +297,9 @@ class UpstreamSession:
         self._cancel_scope: trio.CancelScope | None = None
         self.connections = 0  # connections established so far
         self.established = trio.Event()  # set when the first session is up
+        self.hibernated = False  # dropped without closing its stream (see hibernate)
+        self._replaced: ClientStatistics | None = None  # the clients before this one, summed
+        self._acknowledged = trio.Event()  # set (and renewed) at each StanzasAcknowledged
 
     @property
     def stopped(self) -> bool:
@@ -258,6 +314,11 @@ class UpstreamSession:
     def jid(self) -> Jid:
         """The account (bare JID)."""
         return self.config.jid.bare
+
+    def statistics(self) -> ClientStatistics:
+        """The counters of every stream this session ran, summed (they never go down), with
+        the current stream's levels."""
+        return add_statistics(self._replaced, self.client.statistics())
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -416,6 +477,11 @@ class UpstreamSession:
             nonlocal up_since
             if isinstance(event, ev.KeyDerivationRequested):
                 return  # the connection runs the derivation; it is not the application's business
+            if isinstance(event, ev.StanzasAcknowledged):
+                self._acknowledged.set()
+                self._acknowledged = trio.Event()
+            if self.hibernated:
+                return  # never acknowledged: the server sends it again on the resumed stream
             if isinstance(event, ev.SessionEstablished):
                 self.stream_generation += 1
             if isinstance(event, ev.SessionEstablished | ev.SessionResumed):
@@ -459,6 +525,7 @@ class UpstreamSession:
             carried = old.pending_stanzas()
         for stanza in carried:
             new.send_stanza(stanza)
+        self._replaced = add_statistics(self._replaced, _retired(old.statistics()))
         self.client = new
 
     async def aclose(self) -> None:
@@ -473,6 +540,38 @@ class UpstreamSession:
             await connection.flush()
             with trio.move_on_after(self.settings.close_timeout):
                 await connection.wait_ended()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+        await self._stopped.wait()
+
+    async def hibernate(self, ack_timeout: float = DEFAULT_HIBERNATE_ACK_TIMEOUT) -> None:
+        """Stop reconnecting and drop the connection *without* closing the stream.
+
+        What the client holds is written first (a released ``<a h/>``, an ``<r/>`` for our
+        unacknowledged stanzas), and the server's acknowledgement of them awaited for at most
+        ``ack_timeout`` seconds; then the socket is closed under the stream, so the server keeps
+        the session for resumption (XEP-0198 §5) and a restarted gateway resumes it with the
+        token it persisted. Inbound events from then on are discarded (see the module docstring).
+        """
+        if self._closing:
+            await self._stopped.wait()
+            return
+        self._closing = True
+        self.hibernated = True
+        connection = self.connection
+        if connection is not None and connection.ended is None:
+            await connection.flush()
+            with trio.move_on_after(ack_timeout):
+                async with trio.open_nursery() as race:
+
+                    async def until_ended() -> None:
+                        await connection.wait_ended()
+                        race.cancel_scope.cancel()  # nothing more can be acknowledged
+
+                    race.start_soon(until_ended)
+                    while self.client.statistics().unacknowledged:
+                        await self._acknowledged.wait()
+                    race.cancel_scope.cancel()
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
         await self._stopped.wait()
@@ -498,6 +597,11 @@ class UpstreamManager:
         self.resolver = resolver
         self._rng = rng
         self.sessions: dict[Jid, UpstreamSession] = {}
+        # The counters of the sessions closed or replaced so far, and their connections: what
+        # the metrics add to the live sessions' so that their totals never go down.
+        self.retired: ClientStatistics | None = None
+        self.retired_connections = 0
+        self.retired_reconnections = 0  # connections after each retired session's first
 
     async def open_session(
         self, config: ClientConfig, *, resume: ResumptionToken | None = None
@@ -510,6 +614,8 @@ class UpstreamManager:
         existing = self.sessions.get(key)
         if existing is not None and not existing.stopped:
             return existing
+        if existing is not None:
+            self._retire(existing)
         # A stopped session (closed, or refused for good, e.g. a wrong password) is replaced by a
         # fresh one with the config given now, perhaps new credentials.
         session = UpstreamSession(
@@ -530,6 +636,12 @@ class UpstreamManager:
         session = self.sessions.pop(jid.bare, None)
         if session is not None:
             await session.aclose()
+            self._retire(session)
+
+    def _retire(self, session: UpstreamSession) -> None:
+        self.retired = add_statistics(self.retired, _retired(session.statistics()))
+        self.retired_connections += session.connections
+        self.retired_reconnections += max(session.connections - 1, 0)
 
     async def aclose(self) -> None:
         """Close every session concurrently, each with its bounded wait."""
@@ -537,6 +649,22 @@ class UpstreamManager:
         async with trio.open_nursery() as nursery:
             for session in sessions:
                 nursery.start_soon(session.aclose)
+        for session in sessions:
+            self._retire(session)
+
+    async def hibernate(self, ack_timeout: float = DEFAULT_HIBERNATE_ACK_TIMEOUT) -> int:
+        """Drop every session's connection without closing its stream (a planned restart; see
+        :meth:`UpstreamSession.hibernate`), concurrently; returns how many were connected."""
+        sessions, self.sessions = list(self.sessions.values()), {}
+        connected = sum(
+            1 for s in sessions if s.connection is not None and s.connection.ended is None
+        )
+        async with trio.open_nursery() as nursery:
+            for session in sessions:
+                nursery.start_soon(session.hibernate, ack_timeout)
+        for session in sessions:
+            self._retire(session)
+        return connected
 
 
 @asynccontextmanager
