@@ -34,6 +34,7 @@ from gateway.config import Configuration
 from gateway.session import DeviceSessionEstablished, Event, OperationReceived, SessionClosed
 from gateway.store import GatewayStore
 from gateway.transport import DeviceDriver, run_device_over_udp
+from tests.support.person import XmppPerson
 from tests.support.prosody import ProsodyServer
 
 WAIT = 20.0  # seconds of real time any one exchange through Prosody may take
@@ -51,6 +52,7 @@ __all__ = [
     "make_gateway_home",
     "start_gateway",
     "upstream_ready",
+    "watched_by",
 ]
 
 
@@ -111,6 +113,17 @@ class Device:
     def count(self, kind: type[object]) -> int:
         """How many operations of ``kind`` the device has received so far."""
         return sum(isinstance(m, kind) for m in self.received)
+
+
+async def watched_by(person: XmppPerson, device: Device, device_jid: str) -> None:
+    """``person`` subscribes to the device's presence, the device approves, and the person
+    sees the device available (its current presence follows the approval, RFC 6121 §3.1.5)."""
+    await person.subscribe(device_jid)
+    request = await device.next_operation(wire.SubscriptionRequest)
+    device.send(wire.SubscriptionCommand(wire.SubscriptionAction.APPROVE, request.sender))
+    with trio.fail_after(WAIT):
+        while (await person.next_presence(sender=device_jid)).type == "unavailable":
+            pass
 
 
 async def connect_device(nursery: trio.Nursery, enrolled: EnrolledDevice, port: int) -> Device:

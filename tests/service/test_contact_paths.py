@@ -37,8 +37,8 @@ from tests.service.conftest import (
     enroll,
     start_gateway,
     upstream_ready,
+    watched_by,
 )
-from tests.support.person import XmppPerson
 from tests.support.prosody import ProsodyServer
 
 TRAFFIC = 10  # messages each way in the rebinding test; the NAT rebinds half-way
@@ -56,17 +56,6 @@ async def _heard(device: Device) -> wire.PresenceNotification | wire.IncomingMes
             message = await device.next_operation(object)
             if isinstance(message, wire.PresenceNotification | wire.IncomingMessage):
                 return message
-
-
-async def _watched_by(person: XmppPerson, device: Device, device_jid: str) -> None:
-    """``person`` subscribes to the device's presence, the device approves, and the person
-    sees the device available."""
-    await person.subscribe(device_jid)
-    request = await device.next_operation(wire.SubscriptionRequest)
-    device.send(wire.SubscriptionCommand(wire.SubscriptionAction.APPROVE, request.sender))
-    with trio.fail_after(WAIT):
-        while (await person.next_presence(sender=device_jid)).type == "unavailable":
-            pass
 
 
 def _after_each_datagram(
@@ -108,7 +97,7 @@ async def test_a_cancelled_subscription_stops_the_contacts_presence(
         with trio.fail_after(WAIT):
             while not (await device.next_operation(wire.PresenceNotification)).open:
                 pass
-        await _watched_by(person, device, device_account.jid)
+        await watched_by(person, device, device_account.jid)
         # The marker's path keeps the presence's order: a presence sent before a message
         # arrives before it, so a presence that is not there before the marker was not sent.
         await person.send_presence(status="before")
@@ -153,17 +142,14 @@ async def test_block_hides_the_device_and_stops_the_contact_unblock_restores_bot
     device_account = running_prosody.create_user()
     enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
-    # The server's bounce of the blocked message has no body: slixmpp raises ``message_error``
-    # for it, which the person's inbox records too for this test.
-    await person._on_loop(
-        lambda client: client.add_event_handler("message_error", person._on_message)
-    )
+    # The server bounces the refused message as an error stanza without a body.
+    await person.record_errors()
     async with trio.open_nursery() as nursery:
         gateway = await start_gateway(nursery, store, configuration)
         await upstream_ready(gateway, enrolled.kid)
         device = await connect_device(nursery, enrolled, gateway.udp_port)
         device.send(wire.SetPresence(open=True, note="on duty"))
-        await _watched_by(person, device, device_account.jid)
+        await watched_by(person, device, device_account.jid)
 
         device.send(wire.SubscriptionCommand(wire.SubscriptionAction.BLOCK, person.jid))
         with trio.fail_after(WAIT):

@@ -33,6 +33,7 @@ from tests.service.conftest import (
     enroll,
     start_gateway,
     upstream_ready,
+    watched_by,
 )
 from tests.support.person import ReceivedPresence, XmppPerson
 from tests.support.prosody import ProsodyServer
@@ -78,16 +79,6 @@ async def _presence_until(
                 return seen
 
 
-async def _watched_by(person: XmppPerson, device: Device, device_jid: str) -> None:
-    """``person`` subscribes to the device's presence and the device approves."""
-    await person.subscribe(device_jid)
-    request = await device.next_operation(wire.SubscriptionRequest)
-    device.send(wire.SubscriptionCommand(wire.SubscriptionAction.APPROVE, request.sender))
-    with trio.fail_after(WAIT):
-        while (await person.next_presence(sender=device_jid)).type == "unavailable":
-            pass  # the device's current presence follows the approval (RFC 6121 §3.1.5)
-
-
 async def test_directed_presence_is_seen_only_by_the_chosen_watcher(
     open_store: tuple[GatewayStore, Configuration],
     make_person: MakePerson,
@@ -104,7 +95,7 @@ async def test_directed_presence_is_seen_only_by_the_chosen_watcher(
         device = await connect_device(nursery, enrolled, gateway.udp_port)
         device.send(wire.SetPresence(open=True, note="hello all"))
         for person in (alice, bob):
-            await _watched_by(person, device, device_account.jid)
+            await watched_by(person, device, device_account.jid)
 
         device.send(wire.SetPresence(show=wire.Show.CHAT, note="for alice", to=alice.jid))
         seen = await _presence_until(alice, device_account.jid, "for alice")
@@ -170,7 +161,7 @@ async def test_a_device_whose_session_dies_is_shown_unavailable_and_returns(
         assert binding.relay.config.link_lost_grace == LINK_LOST_GRACE  # from the file
         device, radio = await _connect_until_cancelled(nursery, enrolled, gateway.udp_port)
         device.send(wire.SetPresence(open=True, note="on duty"))
-        await _watched_by(person, device, device_account.jid)
+        await watched_by(person, device, device_account.jid)
 
         radio.cancel()  # no Sleep, no goodbye: the device just falls silent
         with trio.fail_after(WAIT):
@@ -201,11 +192,7 @@ async def test_a_message_the_full_queue_refuses_is_reported_to_its_sender(
     device_account = running_prosody.create_user()
     enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
-    # Error messages have no body, so slixmpp raises ``message_error`` for them, not
-    # ``message``: the person's inbox records them too for this test.
-    await person._on_loop(
-        lambda client: client.add_event_handler("message_error", person._on_message)
-    )
+    await person.record_errors()
     async with trio.open_nursery() as nursery:
         gateway = await start_gateway(nursery, store, configuration)
         await upstream_ready(gateway, enrolled.kid)

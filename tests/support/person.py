@@ -247,6 +247,16 @@ class XmppPerson:
         """Send raw XML on the stream (for stanzas slixmpp has no builder for)."""
         await self._on_loop(lambda c: c.send_raw(xml))
 
+    async def record_errors(self) -> None:
+        """Keep error messages in the inbox too (``next_message(type="error")``).
+
+        A bounced message has no body, so slixmpp raises ``message_error`` for it, not
+        ``message``; a test about refusals asks for them with this.
+        """
+        await self._on_loop(
+            lambda client: client.add_event_handler("message_error", self._on_message)
+        )
+
     async def subscribe(self, jid: str) -> None:
         """Ask ``jid`` for a presence subscription."""
         await self._on_loop(lambda c: c.send_presence_subscription(pto=jid, ptype="subscribe"))
