@@ -1,20 +1,28 @@
-"""Session layer figures: record overhead, resumption bytes, retransmissions under loss, and
-records sealed+opened per second (against raw AEAD calls measured in the same run)."""
+"""Session layer figures: record overhead, resumption bytes, retransmissions under loss,
+records sealed+opened per second (against raw AEAD calls measured in the same run), and the
+memory an idle session keeps in the gateway (against the issue's 4 KiB goal)."""
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import random
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from bench._framework import Report, Table
+from bench._device_pair import device_credential, gateway_credential, make_gateway
+from bench._framework import Goal, Report, Table
 from gateway import wire
 from gateway.edhoc import Credential, Curve, IdCred, Initiator, Method, Responder
+from gateway.jid import Jid
+from gateway.relay import DeviceRelay
+from gateway.relay.inputs import DeviceLinkUp
 from gateway.session import (
     DeviceSession,
     DeviceSessionEstablished,
@@ -33,6 +41,7 @@ from gateway.session.record import (
     SessionSecrets,
     make_nonce,
 )
+from gateway.xmpp import events as ev
 
 DESCRIPTION = "session layer: record overhead, resumption bytes, loss recovery, record throughput"
 
@@ -296,6 +305,109 @@ def throughput(quick: bool) -> dict[str, float]:
     }
 
 
+IDLE_GOAL_BYTES = 4096  # issue 15: idle device-layer state at most 4 KiB per session
+IDLE_PEER = Jid.parse_untrusted("friend@example.com")
+
+
+def _traced_bytes() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def idle_state(count: int) -> dict[str, float]:
+    """Python heap the gateway keeps per idle session: its session core, and one relay.
+
+    ``count`` devices (distinct credentials, distinct host addresses) each complete the full
+    handshake over a loss-free in-memory link; time then runs past every acknowledgement delay,
+    so every session is established, holds its ticket and has nothing in flight. The device
+    objects are then dropped, and what tracemalloc still counts above the figure taken before
+    the first handshake is the gateway's: per session, its record of the session, the channel
+    (keys, windows, counters), and its share of the per-address and per-host tables. A relay per
+    device (upstream session up, the device's link up, one contact alias) is measured the same
+    way. Memory outside Python's allocator (OpenSSL's key schedules) is not counted here.
+    """
+    rng = random.Random(11)
+    gateway_identity = gateway_credential(rng)
+    identities = [device_credential(index + 1, rng) for index in range(count)]
+    gateway = make_gateway(gateway_identity, {d.kid or b"": d.public() for d in identities}, 11)
+    trusted = gateway_identity.public()
+
+    def lookup(id_cred: IdCred) -> Credential | None:
+        return trusted if id_cred.matches(trusted) else None
+
+    def device(index: int, identity: Credential) -> DeviceSession:
+        return DeviceSession(
+            handshake_factory=lambda: EdhocInitiator(
+                Initiator(
+                    method=Method.STATIC_DH_STATIC_DH,
+                    suites=[2],
+                    c_i=bytes([index % 24]),
+                    credential=identity,
+                    credential_lookup=lookup,
+                )
+            ),
+            codec=WireCodec(),
+            rng=random.Random(index),
+            random_bytes=random.Random(1000 + index).randbytes,
+        )
+
+    devices = {
+        (f"198.51.{i // 250}.{i % 250 + 1}", 40000): device(i, d) for i, d in enumerate(identities)
+    }
+    tracemalloc.start()
+    try:
+        before = _traced_bytes()
+        now = 0.0
+        for session in devices.values():
+            session.connect(now)
+        quiet_since = None
+        while quiet_since is None or now < quiet_since + 1.0:
+            moved = False
+            for address, session in devices.items():
+                for datagram in session.datagrams_to_send(now):
+                    moved = True
+                    gateway.receive_datagram(datagram, address, now)
+            for datagram, destination in gateway.datagrams_to_send(now):
+                moved = True
+                devices[cast(tuple[str, int], destination)].receive_datagram(datagram, now)
+            gateway.events()
+            for session in devices.values():
+                session.events()
+            if moved:
+                quiet_since = None
+                continue
+            if quiet_since is None:
+                quiet_since = now
+            now += 0.1
+            for session in devices.values():
+                session.handle_timeout(now)
+            gateway.handle_timeout(now)
+        established = len(gateway.sessions())
+        if established != count or any(s.ticket is None for s in devices.values()):
+            raise RuntimeError(f"only {established} of {count} sessions were established")
+        devices.clear()
+        core = (_traced_bytes() - before) / count
+        before = _traced_bytes()
+        relays = []
+        for index in range(count):
+            account = Jid.parse_untrusted(f"device-{index}@example.com")
+            relay = DeviceRelay(account, aliases={IDLE_PEER: 1}, upstream_ready=True)
+            relay.upstream_event(ev.SessionEstablished(account, True, True), now)
+            relay.device_operation(DeviceLinkUp(), now)
+            relays.append(relay)
+        relay_bytes = (_traced_bytes() - before) / count
+    finally:
+        tracemalloc.stop()
+    del gateway, relays
+    return {
+        "sessions": count,
+        "session_core_bytes": core,
+        "relay_bytes": relay_bytes,
+        "both_bytes": core + relay_bytes,
+        "goal_bytes": IDLE_GOAL_BYTES,
+    }
+
+
 def run(quick: bool) -> Report:
     """Measure everything; ``quick`` uses fewer operations."""
     operations = 50 if quick else 1000
@@ -303,6 +415,7 @@ def run(quick: bool) -> Report:
     resumption = resumption_bytes(seed=7)
     losses = [loss_run(loss, operations, seed=42) for loss in (0.0, 0.1, 0.3)]
     speed = throughput(quick)
+    idle = idle_state(20 if quick else 200)
     tables = [
         Table(
             "Record overhead (bytes beyond the wire message)",
@@ -352,6 +465,19 @@ def run(quick: bool) -> Report:
                 ]
             ],
         ),
+        Table(
+            f"Idle state kept by the gateway per session ({idle['sessions']:.0f} idle sessions, "
+            "Python heap by tracemalloc; the goal: 4 KiB)",
+            ["", "bytes per session", "share of the 4 KiB goal"],
+            [
+                [name, idle[key], idle[key] / IDLE_GOAL_BYTES]
+                for name, key in (
+                    ("session core (record, channel, address tables)", "session_core_bytes"),
+                    ("relay (DeviceRelay, one contact)", "relay_bytes"),
+                    ("both", "both_bytes"),
+                )
+            ],
+        ),
     ]
     return Report(
         results={
@@ -359,10 +485,22 @@ def run(quick: bool) -> Report:
             "resumption": resumption,
             "loss": losses,
             "throughput": speed,
+            "idle_state": idle,
         },
         tables=tables,
+        goals=[
+            Goal(
+                "idle device-layer state at most 4 KiB per session (issue 15)",
+                f"{idle['both_bytes']:.0f} B per idle session (session core "
+                f"{idle['session_core_bytes']:.0f} B + relay {idle['relay_bytes']:.0f} B)",
+                idle["both_bytes"] <= IDLE_GOAL_BYTES,
+            )
+        ],
         notes=[
             "retransmissions count records resent by both ends after a timeout",
             "the link model is seeded; virtual time, no sockets",
+            "idle state: tracemalloc counts Python's heap only; OpenSSL's AEAD key schedules "
+            "and the allocator's slack are outside it (gateway-capacity measures resident "
+            "memory)",
         ],
     )

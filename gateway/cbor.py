@@ -150,10 +150,6 @@ _INTEGER_OR_TEXT_KEYS: type | tuple[type, ...] = (int, str)
 _SMALL_UINTS = tuple(bytes((value,)) for value in range(24))
 
 
-def _entry_key(entry: tuple[bytes, object]) -> bytes:
-    return entry[0]
-
-
 def _encode_into(
     out: bytearray, value: Any, sort_keys: bool, key_types: type | tuple[type, ...]
 ) -> None:
@@ -208,9 +204,19 @@ def _encode_into(
             _encode_into(out, item, sort_keys, key_types)
     elif isinstance(value, dict):
         _head(out, MAJOR_MAP, len(value))
-        entries = [(_encoded_key(key, key_types), item) for key, item in value.items()]
+        entries = [
+            (
+                _SMALL_UINTS[key]
+                if type(key) is int and 0 <= key < 24
+                else _encoded_key(key, key_types),
+                item,
+            )
+            for key, item in value.items()
+        ]
         if sort_keys:
-            entries.sort(key=_entry_key)  # RFC 8949 §4.2.1: bytewise order
+            # RFC 8949 §4.2.1: bytewise order. Encoded keys of distinct keys differ, so the
+            # tuples compare on their first element alone.
+            entries.sort()
         for encoded_key, item in entries:
             out += encoded_key
             _encode_into(out, item, sort_keys, key_types)

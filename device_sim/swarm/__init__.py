@@ -7,15 +7,17 @@ describes the operations, the schedule and every field of the summary.
 from __future__ import annotations
 
 from device_sim.swarm.driver import Progress, Swarm, SwarmConfig
-from device_sim.swarm.ledger import KindSummary, Ledger, ProfileCost, Summary
+from device_sim.swarm.ledger import KindSummary, Ledger, MessageTrace, Outcome, ProfileCost, Summary
 from device_sim.swarm.plan import Mix, MixError, OpKind, PlannedOp, SleepPlan, plan_operations
 
 __all__ = [
     "KindSummary",
     "Ledger",
+    "MessageTrace",
     "Mix",
     "MixError",
     "OpKind",
+    "Outcome",
     "PlannedOp",
     "ProfileCost",
     "Progress",

@@ -5,18 +5,31 @@ The devices come from the provisioning files in ``--provision-dir`` (``impp-gate
 own UDP socket. Against a loopback gateway each device binds its own loopback address
 (127.1.x.y), so the gateway's per-host limits see one host per device, as on a carrier network.
 The summary's fields are described in docs/device-sim.md.
+
+Each device's next SendMessage id and its window of IncomingMessage ids shown are kept in a state
+file (``--state``, by default ``swarm-state.json`` in ``--provision-dir``), as a device keeps them
+across power cycles: the gateway de-duplicates messages by ``(device, id)`` for days, so a second
+run that counted from 1 again would have its messages taken for repeats of the first run's; and a
+message the gateway sends again in the next session because the last run ended before its
+acknowledgement is dropped only by a device that remembers having shown it. The file is written
+before the devices start, with the ids the run's plan reserves (so a run that is killed does not
+reuse them), and again at the end with the windows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import resource
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from device_sim.client.core import DEDUPE_WINDOW
 from device_sim.radio.presets import PRESETS, preset
 from device_sim.swarm.plan import Mix, MixError, SleepPlan, parse_duration
 
@@ -28,6 +41,12 @@ if TYPE_CHECKING:  # the run imports the gateway, trio and rich; --help and othe
 __all__ = ["add_swarm_command", "load_provisionings", "run_swarm_command"]
 
 PROVISIONING_SUFFIX = ".prov"
+STATE_FILE = "swarm-state.json"  # in --provision-dir unless --state names another
+STATE_VERSION = 1
+EXIT_OK = 0
+EXIT_LOST = 1  # something lost, duplicated or refused
+EXIT_USAGE = 2
+EXIT_IN_FLIGHT = 3  # nothing lost, but messages still in flight when the drain ended
 SUMMARY_WIDTH = 110  # columns of the summary when standard output is not a terminal
 LOOPBACK_HOSTS = 250 * 250  # 127.1.x.y with x, y in 0..249 / 1..250
 
@@ -42,7 +61,8 @@ def add_swarm_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "and with people, change presence and sleep per the mix and schedule, over a "
             "modelled radio link, for DURATION; then wait for what is in flight and print the "
             "summary (docs/device-sim.md). Exit 0 when every observable message was delivered "
-            "exactly once, 1 otherwise, 2 for bad arguments."
+            "exactly once; 1 when one was lost, duplicated or refused; 3 when none was but some "
+            "were still in flight when the drain ended; 2 for bad arguments."
         ),
     )
     parser.add_argument(
@@ -73,6 +93,15 @@ def add_swarm_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument("--sleep", metavar="PERIOD:AWAKE", help="sleep schedule, e.g. 60s:20s")
     parser.add_argument("--max-connecting", type=int, default=32, help="handshakes at once")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "each device's next message id and inbound window across runs "
+            f"(default: DIR/{STATE_FILE})"
+        ),
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
 
 
@@ -130,8 +159,106 @@ def _sockets_for(
 
 def summary_ok(summary: Summary) -> bool:
     """Every observable message delivered, none twice, none refused."""
+    return exit_status(summary) == EXIT_OK
+
+
+def exit_status(summary: Summary) -> int:
+    """0 all delivered once; 1 lost, duplicated or refused; 3 only some still in flight."""
     total = summary.total
-    return total.lost == 0 and total.duplicated == 0 and total.refused == 0
+    if total.lost or total.duplicated or total.refused:
+        return EXIT_LOST
+    return EXIT_IN_FLIGHT if summary.in_flight else EXIT_OK
+
+
+class StateError(ValueError):
+    """A state file the swarm cannot read."""
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the swarm keeps per device between runs (see the module docstring)."""
+
+    next_message_id: int = 1
+    inbound: tuple[int, int] = (-1, 0)  # the InboundWindow: highest id shown, bitmap below it
+
+
+def _load_state(path: Path) -> tuple[dict[str, object], dict[str, object], int]:
+    """The next-id and inbound-window tables of ``path`` and its count of runs (empty, 0 when
+    there is no file)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}, {}, 0
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"cannot read {path}: {exc}") from exc
+    ids = data.get("next_message_id") if isinstance(data, dict) else None
+    windows = data.get("inbound", {}) if isinstance(data, dict) else None
+    if data.get("version") != STATE_VERSION or not isinstance(ids, dict):
+        raise StateError(f"{path} is not a swarm state file of version {STATE_VERSION}")
+    runs = data.get("runs", 0)
+    if not isinstance(windows, dict) or not isinstance(runs, int) or not _is_int(runs, 0, 2**63):
+        raise StateError(f"{path} is not a swarm state file of version {STATE_VERSION}")
+    return ids, windows, runs
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
+
+
+def runs_recorded(path: Path) -> int:
+    """How many runs ``path`` has seen (this run's tag is the next number)."""
+    return _load_state(path)[2]
+
+
+def read_state(path: Path, provisionings: Sequence[Provisioning]) -> list[DeviceState]:
+    """Each device's state for this run from ``path`` (a fresh one for devices it lacks)."""
+    ids, windows, _ = _load_state(path)
+    states: list[DeviceState] = []
+    for provisioning in provisionings:
+        kid = provisioning.device_kid.hex()
+        first = ids.get(kid, 1)
+        window = windows.get(kid, [-1, 0])
+        if not isinstance(first, int) or not _is_int(first, 1, 2**63):
+            raise StateError(f"{path}: bad next message id for kid {kid}")
+        if (
+            not isinstance(window, list)
+            or len(window) != 2
+            or not _is_int(window[0], -1, 2**63)
+            or not _is_int(window[1], 0, 2**DEDUPE_WINDOW)
+        ):
+            raise StateError(f"{path}: bad inbound window for kid {kid}")
+        states.append(DeviceState(first, (window[0], window[1])))
+    return states
+
+
+def write_state(
+    path: Path,
+    provisionings: Sequence[Provisioning],
+    next_ids: Sequence[int],
+    windows: Sequence[tuple[int, int]],
+    *,
+    runs: int | None = None,
+) -> None:
+    """Record each device's state in ``path`` (other devices' entries kept), atomically;
+    ``runs`` replaces the count of runs."""
+    try:
+        ids, inbound, recorded = _load_state(path)
+    except StateError:
+        ids, inbound, recorded = {}, {}, 0  # unreadable: replaced by what this run knows
+    for provisioning, next_id, window in zip(provisionings, next_ids, windows, strict=True):
+        kid = provisioning.device_kid.hex()
+        ids[kid] = next_id
+        inbound[kid] = list(window)
+    document = {
+        "version": STATE_VERSION,
+        "runs": recorded if runs is None else runs,
+        "next_message_id": ids,
+        "inbound": inbound,
+    }
+    text = json.dumps(document, sort_keys=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text + "\n", "utf-8")
+    os.replace(temporary, path)
 
 
 def run_swarm_command(args: argparse.Namespace) -> int:
@@ -151,9 +278,12 @@ def run_swarm_command(args: argparse.Namespace) -> int:
         drain = parse_duration(args.drain)
         gateway = _parse_address(args.gateway) if args.gateway else None
         provisionings = load_provisionings(args.provision_dir, args.count)
-    except (MixError, ProvisioningError, OSError) as exc:
+        state = args.state or args.provision_dir / STATE_FILE
+        states = read_state(state, provisionings)
+        run_number = runs_recorded(state) + 1
+    except (MixError, ProvisioningError, StateError, OSError) as exc:
         console.print(f"impp-devices swarm: {exc}")
-        return 2
+        return EXIT_USAGE
     _raise_file_limit(len(provisionings) * 2 + 64)
     sockets = _sockets_for(provisionings, gateway)
     config = SwarmConfig(
@@ -166,8 +296,26 @@ def run_swarm_command(args: argparse.Namespace) -> int:
         drain=drain,
         max_connecting=args.max_connecting,
         model_link=not args.no_link_model,
+        run_tag=str(run_number),
     )
-    swarm = Swarm(provisionings, sockets.__getitem__, config)
+    swarm = Swarm(
+        provisionings,
+        sockets.__getitem__,
+        config,
+        first_message_ids=[s.next_message_id for s in states],
+        inbound_windows=[s.inbound for s in states],
+    )
+    try:
+        write_state(
+            state,
+            provisionings,
+            swarm.reserved_message_ids(),
+            [s.inbound for s in states],
+            runs=run_number,
+        )
+    except OSError as exc:
+        console.print(f"impp-devices swarm: cannot write {state}: {exc}")
+        return EXIT_USAGE
 
     async def main() -> Summary:
         if args.json or not console.is_terminal:
@@ -178,13 +326,17 @@ def run_swarm_command(args: argparse.Namespace) -> int:
             return await swarm.run(on_progress=live.update)
 
     summary = trio.run(main)
+    try:
+        write_state(state, provisionings, swarm.reserved_message_ids(), swarm.inbound_windows())
+    except OSError as exc:
+        console.print(f"impp-devices swarm: cannot write {state}: {exc}")
     if args.json:
         print(summary.to_json())
     else:
         from device_sim.swarm.display import print_summary
 
         print_summary(summary, out)
-    return 0 if summary_ok(summary) else 1
+    return exit_status(summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

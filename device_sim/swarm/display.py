@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from device_sim.swarm.driver import Progress
-from device_sim.swarm.ledger import KindSummary, Summary
+from device_sim.swarm.ledger import MAX_TRACES, KindSummary, Summary
 
 __all__ = ["LiveProgress", "print_summary", "summary_table"]
 
@@ -55,6 +55,8 @@ def _kind_row(table: Table, name: str, kind: KindSummary, *, observed: bool = Tr
         str(kind.accepted) if observed else "n/a",
         str(kind.delivered) if observed else "n/a",
         str(kind.lost) if observed else "n/a",
+        str(kind.queued) if observed else "n/a",
+        str(kind.unacknowledged) if observed else "n/a",
         str(kind.duplicated) if observed else "n/a",
         str(kind.refused),
         _ms(kind.latency_p50_ms),
@@ -71,7 +73,18 @@ def summary_table(summary: Summary) -> list[Table]:
             f"{summary.duration_s:g} s, seed {summary.seed}"
         )
     )
-    for column in ("operations", "sent", "accepted", "delivered", "lost", "duplicated", "refused"):
+    columns = (
+        "operations",
+        "sent",
+        "accepted",
+        "delivered",
+        "lost",
+        "queued",
+        "unacked",
+        "duplicated",
+        "refused",
+    )
+    for column in columns:
         ops.add_column(column, justify="right" if column != "operations" else "left")
     for column in ("p50 ms", "p90 ms", "p99 ms"):
         ops.add_column(column, justify="right")
@@ -114,7 +127,35 @@ def summary_table(summary: Summary) -> list[Table]:
     return [ops, link, cost]
 
 
+def undelivered_table(summary: Summary, limit: int = 20) -> Table | None:
+    """The first ``limit`` messages not delivered (lost first), or None when there are none."""
+    if not summary.undelivered:
+        return None
+    shown = summary.undelivered[:limit]
+    missing = summary.total.lost + summary.in_flight
+    table = Table(
+        title=f"not delivered ({len(shown)} of {missing} shown; up to {MAX_TRACES} in --json)"
+    )
+    for column in ("op", "kind", "outcome", "from", "to", "message id", "sent at s", "report"):
+        table.add_column(column, justify="left" if column in ("kind", "outcome") else "right")
+    for trace in shown:
+        table.add_row(
+            str(trace.op_id),
+            trace.kind,
+            trace.outcome,
+            str(trace.sender),
+            str(trace.recipient),
+            "-" if trace.message_id is None else str(trace.message_id),
+            f"{trace.sent_at_s:,.3f}",
+            trace.report or "-",
+        )
+    return table
+
+
 def print_summary(summary: Summary, console: Console) -> None:
-    """Print the summary tables."""
+    """Print the summary tables, then the messages not delivered."""
     for table in summary_table(summary):
         console.print(table)
+    undelivered = undelivered_table(summary)
+    if undelivered is not None:
+        console.print(undelivered)

@@ -8,6 +8,20 @@ its planned operations and sleep windows in time order (:mod:`device_sim.swarm.p
 ``duration`` nothing new is started and the swarm waits up to ``drain`` seconds for what is still
 in flight, then closes every session and summarises (:mod:`device_sim.swarm.ledger`). Everything
 runs on ``trio.current_time()``, so under the autojump clock a run is exact and repeatable.
+
+Message ids. The gateway de-duplicates SendMessages by ``(device, id)`` for days
+(docs/protocol.md §6.4), and a real device keeps its next id across power cycles (Appendix A).
+A fresh :class:`DeviceClient` counts from 1, so a second run against the same gateway must start
+each device where the first one stopped (``first_message_ids``; the swarm command keeps them in a
+state file), or the gateway takes the new messages for repeats of the old ones. Likewise each
+device's window of IncomingMessage ids shown (``inbound_windows``): a message the gateway sent
+just before a run ended, whose acknowledgement did not reach it, is sent again in the next
+session (at least once, by design), and only a device that remembers the id drops the repeat.
+
+The end. At ``duration`` the swarm first lets every device finish the operations planned before
+it (a worker woken at the same instant as the end must not be cancelled before its last
+operation), bounded by ``connect_timeout`` for devices still connecting; then it drains. An
+operation that no device reached even so is counted refused, so that planned = sent + refused.
 """
 
 from __future__ import annotations
@@ -67,6 +81,9 @@ class SwarmConfig:
     # Announce "available" once connected, as a client does at login: an XMPP server delivers
     # messages to an account's session only after its initial presence (RFC 6121 §4.2, §8.5.2).
     initial_presence: bool = True
+    # Appended to every body (" run <tag>"), so that a message of an earlier run against the same
+    # gateway, delivered late (the same seed gives the same tokens), is a stray, not this run's.
+    run_tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,8 @@ class Swarm:
         config: SwarmConfig,
         *,
         client_for: Callable[[int], DeviceClient] | None = None,
+        first_message_ids: Sequence[int] | None = None,
+        inbound_windows: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         self.config = config
         self.provisionings = list(provisionings)
@@ -116,7 +135,7 @@ class Swarm:
             duration=config.duration,
             seed=config.seed,
         )
-        self.ledger = Ledger(self.ops)
+        self.ledger = Ledger(self.ops, run_tag=config.run_tag)
         self.connect_failures = 0
         self._start = 0.0
         self._draining = False
@@ -126,7 +145,20 @@ class Swarm:
         by_sender: dict[int, list[PlannedOp]] = {}
         for op in self.ops:
             by_sender.setdefault(op.sender, []).append(op)
+        if first_message_ids is not None and len(first_message_ids) != len(self.provisionings):
+            raise ValueError("first_message_ids needs one id per device")
+        self.first_message_ids = (
+            list(first_message_ids) if first_message_ids is not None else [1] * len(provisionings)
+        )
+        if inbound_windows is not None and len(inbound_windows) != len(self.provisionings):
+            raise ValueError("inbound_windows needs one (highest, bitmap) per device")
+        self._working = len(self.provisionings)  # workers not yet through their plan
+        self._plans_done = trio.Event()
         for index, provisioning in enumerate(self.provisionings):
+            client = make_client(index)
+            client.next_message_id = self.first_message_ids[index]
+            if inbound_windows is not None:
+                client.inbound.highest, client.inbound.bitmap = inbound_windows[index]
             link = (
                 DuplexLink(config.link, seed=config.seed * 1_000_003 + index)
                 if config.model_link
@@ -138,7 +170,7 @@ class Swarm:
                 else []
             )
             runner = DeviceRunner(
-                make_client(index),
+                client,
                 provisioning,
                 sockets_for(index),
                 link=link,
@@ -148,6 +180,22 @@ class Swarm:
             self.devices.append(
                 _Device(index=index, runner=runner, ops=by_sender.get(index, []), windows=windows)
             )
+
+    def reserved_message_ids(self) -> list[int]:
+        """Each device's next SendMessage id after this run, known before it starts: its first id
+        plus its planned messages (an id is taken per message, retries keep theirs)."""
+        reserved = list(self.first_message_ids)
+        for op in self.ops:
+            if op.kind is not OpKind.PRESENCE:
+                reserved[op.sender] += 1
+        return reserved
+
+    def inbound_windows(self) -> list[tuple[int, int]]:
+        """Each device's window of IncomingMessage ids shown, ``(highest, bitmap)``, for the next
+        run (see the module docstring)."""
+        return [
+            (d.runner.client.inbound.highest, d.runner.client.inbound.bitmap) for d in self.devices
+        ]
 
     def _default_client(self, index: int) -> DeviceClient:
         seed = self.config.seed
@@ -190,6 +238,7 @@ class Swarm:
         """Run the swarm to the end of its drain and return the summary."""
         config = self.config
         self._start = trio.current_time()
+        self.ledger.started(self._start)
         connecting = trio.Semaphore(max(1, config.max_connecting))
         async with trio.open_nursery() as runners:
             async with trio.open_nursery() as workers:
@@ -198,9 +247,13 @@ class Swarm:
                 for device in self.devices:
                     workers.start_soon(self._work, device, runners, connecting)
                 await trio.sleep_until(self._start + config.duration)
+                if self.devices:
+                    with trio.move_on_after(config.connect_timeout):
+                        await self._plans_done.wait()
                 self._draining = True
                 await self._drain()
                 workers.cancel_scope.cancel()
+            self.ledger.refuse_unreached("the run ended first")
             end = trio.current_time()
             self._close_all()
             with trio.move_on_after(CLOSE_GRACE):
@@ -212,6 +265,16 @@ class Swarm:
         return self._summary(end)
 
     async def _work(
+        self, device: _Device, runners: trio.Nursery, connecting: trio.Semaphore
+    ) -> None:
+        try:
+            await self._work_through_plan(device, runners, connecting)
+        finally:
+            self._working -= 1
+            if self._working == 0:
+                self._plans_done.set()
+
+    async def _work_through_plan(
         self, device: _Device, runners: trio.Nursery, connecting: trio.Semaphore
     ) -> None:
         config = self.config
@@ -260,7 +323,7 @@ class Swarm:
                 to = self.provisionings[op.recipient].account
             else:
                 to = self.config.people[op.recipient]
-            message_id = runner.send_text(to, f"{op.token} from device {device.index}")
+            message_id = runner.send_text(to, self.ledger.body(op))
             self.ledger.sent(op, now, message_id)
         except OutboxFullError:
             self.ledger.refused(op, "outbox full")

@@ -12,6 +12,7 @@ report (person).
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,28 @@ from device_sim.radio.presets import LinkPreset
 from device_sim.swarm.plan import TOKEN_PREFIX, OpKind, PlannedOp
 from gateway import wire
 
-__all__ = ["DeviceTotals", "KindSummary", "Ledger", "ProfileCost", "Summary", "percentile"]
+__all__ = [
+    "MAX_TRACES",
+    "DeviceTotals",
+    "KindSummary",
+    "Ledger",
+    "MessageTrace",
+    "Outcome",
+    "ProfileCost",
+    "Summary",
+    "percentile",
+]
+
+MAX_TRACES = 200  # messages listed one by one in the summary (the counts cover all of them)
+
+
+class Outcome(enum.Enum):
+    """What a message sent by the swarm became by the end of the run."""
+
+    DELIVERED = "delivered"
+    LOST = "lost"  # a FAILED report, or DELIVERED reported to the sender and never shown
+    QUEUED = "queued"  # acknowledged by the gateway, nothing final heard yet
+    UNACKNOWLEDGED = "unacknowledged"  # still in the sending device's outbox
 
 
 @dataclass
@@ -46,12 +68,34 @@ class KindSummary:
     accepted: int
     delivered: int
     lost: int
+    queued: int  # in flight at the end, held by the gateway (accepted, no final report)
+    unacknowledged: int  # in flight at the end, still in the sending device's outbox
     duplicated: int
     refused: int
     failed_reports: int
     latency_p50_ms: float | None
     latency_p90_ms: float | None
     latency_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class MessageTrace:
+    """One message that was not delivered, with what is needed to follow it at the gateway.
+
+    ``sender`` and ``recipient`` are device indexes (``recipient`` indexes the people for a person
+    message); ``message_id`` is the sender's SendMessage id; ``sent_at_s`` is seconds from the start
+    of the run; ``report`` the final DeliveryReport's status name, if one came.
+    """
+
+    op_id: int
+    kind: str
+    outcome: str
+    sender: int
+    recipient: int
+    message_id: int | None
+    sent_at_s: float
+    accepted: bool
+    report: str | None
 
 
 @dataclass(frozen=True)
@@ -97,12 +141,22 @@ class Summary:
     payload_bytes_per_op: float | None
     profiles: Mapping[str, ProfileCost]
     totals: DeviceTotals
+    # Messages not delivered (lost first, then in flight, oldest first), at most MAX_TRACES.
+    undelivered: tuple[MessageTrace, ...] = ()
+    duplicated_ops: tuple[int, ...] = ()  # operations shown more than once, at most MAX_TRACES
+    stray_arrivals: int = 0  # messages shown that are no operation of this run (an earlier run's)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages neither delivered nor lost at the end: queued plus unacknowledged."""
+        return self.total.queued + self.total.unacknowledged
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON."""
         data = asdict(self)
         data["totals"].pop("counts")
         data["totals"]["primitive_counts"] = asdict(self.totals.counts)
+        data["undelivered"] = [asdict(trace) for trace in self.undelivered]
         return data
 
     def to_json(self) -> str:
@@ -122,11 +176,18 @@ def percentile(values: Sequence[float], share: float) -> float | None:
 class Ledger:
     """What each planned operation became, fed by the swarm's driver."""
 
-    def __init__(self, ops: Sequence[PlannedOp]) -> None:
+    def __init__(self, ops: Sequence[PlannedOp], *, run_tag: str = "") -> None:
         self._records = {op.op_id: _Record(op) for op in ops}
+        # Bodies of this run end with " run <tag>" (see body()); others are an earlier run's.
+        self.run_tag = run_tag
         self._by_message: dict[tuple[int, int], _Record] = {}
         self.stray_arrivals = 0  # messages that name no operation of this swarm
         self._open = 0  # messages sent and neither delivered nor failed
+        self._start = 0.0  # when the run began, for the traces' times
+
+    def started(self, now: float) -> None:
+        """The run began at ``now`` (the origin of the traces' ``sent_at_s``)."""
+        self._start = now
 
     def sent(self, op: PlannedOp, now: float, message_id: int | None) -> None:
         """The client took ``op`` at ``now`` (a SendMessage id for messages)."""
@@ -142,10 +203,26 @@ class Ledger:
         """The client would not take ``op`` (outbox full, not connected)."""
         self._records[op.op_id].refused = reason
 
+    def body(self, op: PlannedOp) -> str:
+        """The text a message operation sends: its token, its sender and the run's tag."""
+        tag = f" run {self.run_tag}" if self.run_tag else ""
+        return f"{op.token} from device {op.sender}{tag}"
+
+    def refuse_unreached(self, reason: str) -> None:
+        """Count every operation neither sent nor refused as refused (the run ended first)."""
+        for record in self._records.values():
+            if record.sent_at is None and record.refused is None:
+                record.refused = reason
+
     def arrived(self, receiver: int, text: str | None, now: float) -> None:
-        """Device ``receiver`` showed a message."""
+        """Device ``receiver`` showed a message (one of an earlier run's is a stray)."""
         record = self._record_of(text)
-        if record is None or record.op.kind is not OpKind.CHAT or record.op.recipient != receiver:
+        if (
+            record is None
+            or text != self.body(record.op)
+            or record.op.kind is not OpKind.CHAT
+            or record.op.recipient != receiver
+        ):
             self.stray_arrivals += 1
             return
         record.arrivals += 1
@@ -206,11 +283,50 @@ class Ledger:
             return None
         return self._records.get(int(number))
 
+    @staticmethod
+    def outcome(record: _Record) -> Outcome:
+        """What a sent message became (see the module docstring)."""
+        if record.delivered_at is not None:
+            return Outcome.DELIVERED
+        if record.report is wire.DeliveryStatus.FAILED:
+            return Outcome.LOST
+        if record.report is wire.DeliveryStatus.DELIVERED and record.op.kind is OpKind.CHAT:
+            return (
+                Outcome.LOST
+            )  # the gateway says the receiver has it; the receiver never showed it
+        return Outcome.QUEUED if record.accepted else Outcome.UNACKNOWLEDGED
+
+    def traces(self, limit: int = MAX_TRACES) -> tuple[MessageTrace, ...]:
+        """The messages not delivered, lost ones first, then by the time they were sent."""
+        rank = {Outcome.LOST: 0, Outcome.QUEUED: 1, Outcome.UNACKNOWLEDGED: 2}
+        undelivered: list[tuple[int, float, MessageTrace]] = []
+        for record in self._records.values():
+            if record.sent_at is None or record.op.kind is OpKind.PRESENCE:
+                continue
+            outcome = self.outcome(record)
+            if outcome is Outcome.DELIVERED:
+                continue
+            trace = MessageTrace(
+                op_id=record.op.op_id,
+                kind=record.op.kind.value,
+                outcome=outcome.value,
+                sender=record.op.sender,
+                recipient=record.op.recipient if record.op.recipient is not None else -1,
+                message_id=record.message_id,
+                sent_at_s=round(record.sent_at - self._start, 6),
+                accepted=record.accepted,
+                report=record.report.name if record.report is not None else None,
+            )
+            undelivered.append((rank[outcome], record.sent_at, trace))
+        undelivered.sort(key=lambda item: (item[0], item[1], item[2].op_id))
+        return tuple(trace for _, _, trace in undelivered[:limit])
+
     def kind_summary(self, kind: OpKind | None) -> KindSummary:
         """Figures of ``kind`` (None: all kinds)."""
         records = [r for r in self._records.values() if kind is None or r.op.kind is kind]
         sent = [r for r in records if r.sent_at is not None]
         observable = [r for r in sent if r.op.kind is not OpKind.PRESENCE]
+        outcomes = [self.outcome(r) for r in observable]
         delivered = [r for r in observable if r.delivered_at is not None]
         latencies = [  # to the microsecond: what the clock can tell, whatever time it started at
             round((r.delivered_at - r.sent_at) * 1000.0, 3)
@@ -222,7 +338,9 @@ class Ledger:
             sent=len(sent),
             accepted=sum(1 for r in observable if r.accepted),
             delivered=len(delivered),
-            lost=len(observable) - len(delivered),
+            lost=outcomes.count(Outcome.LOST),
+            queued=outcomes.count(Outcome.QUEUED),
+            unacknowledged=outcomes.count(Outcome.UNACKNOWLEDGED),
             duplicated=sum(max(0, r.arrivals - 1) for r in observable),
             refused=sum(1 for r in records if r.refused is not None),
             failed_reports=sum(
@@ -275,4 +393,9 @@ class Ledger:
             payload_bytes_per_op=payload / ops if ops else None,
             profiles=profiles,
             totals=totals,
+            undelivered=self.traces(),
+            stray_arrivals=self.stray_arrivals,
+            duplicated_ops=tuple(
+                sorted(r.op.op_id for r in self._records.values() if r.arrivals > 1)[:MAX_TRACES]
+            ),
         )

@@ -150,6 +150,7 @@ class Endpoint:
         self._prk_exporter = None
         for name in self._SECRETS:
             self.__dict__.pop(name, None)
+        self._crypto.forget_keys()
 
     def _note(self, name: str, value: bytes) -> None:
         if self._injection.trace is not None:

@@ -49,11 +49,16 @@ def encode(value: object) -> bytes:
 
 def encode_bstr(data: bytes) -> bytes:
     """The CBOR byte string holding ``data``."""
-    return encode_head(MAJOR_BYTES, len(data)) + data
+    length = len(data)
+    if length < 24:  # the key schedule's many short items: the head in one byte, at once
+        return bytes((MAJOR_BYTES << 5 | length,)) + data
+    return encode_head(MAJOR_BYTES, length) + data
 
 
 def encode_int(value: int) -> bytes:
     """The CBOR integer ``value``."""
+    if -24 <= value < 24:  # labels and lengths of the key schedule: one byte
+        return bytes((value,) if value >= 0 else (MAJOR_NEGATIVE << 5 | (-1 - value),))
     try:
         if value >= 0:
             return encode_head(MAJOR_UNSIGNED, value)

@@ -118,8 +118,8 @@ class Credential:
         return replace(self, private_key=private_key)
 
     def public(self) -> Credential:
-        """The same credential without the private key."""
-        return replace(self, private_key=None)
+        """The same credential without the private key (itself when it holds none: it is frozen)."""
+        return self if self.private_key is None else replace(self, private_key=None)
 
     @property
     def der(self) -> bytes:

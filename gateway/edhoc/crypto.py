@@ -8,6 +8,13 @@ compressed form, which also validates it (§9.2). X25519 outputs of all zeros ar
 
 A :class:`CryptoCounter` handed to :class:`Crypto` counts scalar multiplications, signatures made
 and checked, and bytes through the AEAD, the hash and HMAC: the device budget benchmark reads it.
+
+One handshake uses each P-256 key several times (the ephemeral scalar in two ECDHs, the peer's
+G_X in the check and two ECDHs), and rebuilding an OpenSSL key object costs a scalar
+multiplication (private keys) or a square root (a compressed point). So a :class:`Crypto` keeps
+the key objects it built, a few at most (:data:`KEY_OBJECTS_KEPT`): one ``Crypto`` serves one
+handshake (each EDHOC endpoint makes its own), and what it keeps goes with it. A public key known
+by both coordinates is built from them (an on-curve check) rather than decompressed.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nacl.bindings
 import nacl.exceptions
@@ -38,6 +46,12 @@ from gateway.edhoc.suites import Aead, Curve, Signature, SuiteParameters
 
 _P256 = ec.SECP256R1()
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+# P-256 key objects one Crypto keeps (a handshake uses two private and three public keys at most);
+# when more are asked for (a Crypto shared by several handshakes) the kept ones are dropped.
+KEY_OBJECTS_KEPT = 4
+
+
+_Key = TypeVar("_Key")
 
 
 @dataclass
@@ -58,6 +72,16 @@ def _p256_public_from_x(x: bytes) -> ec.EllipticCurvePublicKey:
         raise InvalidPublicKeyError("P-256 x-coordinate must be 32 bytes")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x02" + x)
+    except ValueError as exc:
+        raise InvalidPublicKeyError("not a P-256 point") from exc
+
+
+def _p256_public(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    """The point of a compact x (32 bytes) or a full x || y (64 bytes) P-256 public key."""
+    if len(public_key) != 64:
+        return _p256_public_from_x(public_key)
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + public_key)
     except ValueError as exc:
         raise InvalidPublicKeyError("not a P-256 point") from exc
 
@@ -90,6 +114,41 @@ class Crypto:
 
     def __init__(self, counter: CryptoCounter | None = None) -> None:
         self.counter = counter if counter is not None else CryptoCounter()
+        self._private_keys: dict[bytes, ec.EllipticCurvePrivateKey] = {}
+        self._public_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
+
+    def _p256_private(self, scalar: bytes) -> ec.EllipticCurvePrivateKey:
+        """The key object of ``scalar``, built once per :class:`Crypto` (see the module)."""
+        key = self._private_keys.get(scalar)
+        if key is None:
+            key = p256_private_key(scalar)
+            self._keep(self._private_keys, scalar, key)
+        return key
+
+    def _p256_public(self, public_key: bytes) -> ec.EllipticCurvePublicKey:
+        """The validated point of ``public_key`` (x, or x || y), built once per :class:`Crypto`.
+
+        Anything but 64 bytes counts by its first 32 (the x-coordinate; shorter is refused). A
+        64-byte key is its own entry, so an x || y whose y is off the curve is never answered by
+        the entry of a valid x alone.
+        """
+        name = public_key if len(public_key) == 64 else public_key[:32]
+        key = self._public_keys.get(name)
+        if key is None:
+            key = _p256_public(name)
+            self._keep(self._public_keys, name, key)
+        return key
+
+    @staticmethod
+    def _keep(kept: dict[bytes, _Key], name: bytes, key: _Key) -> None:
+        if len(kept) >= KEY_OBJECTS_KEPT:
+            kept.clear()
+        kept[name] = key
+
+    def forget_keys(self) -> None:
+        """Drop the key objects kept so far (the handshake that used them is over)."""
+        self._private_keys.clear()
+        self._public_keys.clear()
 
     # -- hashing and key derivation (RFC 5869; RFC 9528 §4.1.1, §4.1.2) --
 
@@ -101,7 +160,7 @@ class Crypto:
     def _hmac(self, key: bytes, data: bytes) -> bytes:
         self.counter.hmac_calls += 1
         self.counter.hmac_bytes += len(data)
-        return hmac.new(key, data, hashlib.sha256).digest()
+        return hmac.digest(key, data, "sha256")
 
     def hkdf_extract(self, salt: bytes, input_key_material: bytes) -> bytes:
         """HKDF-Extract (RFC 5869 §2.2): EDHOC_Extract for SHA-2 suites."""
@@ -111,6 +170,8 @@ class Crypto:
         """HKDF-Expand (RFC 5869 §2.3): EDHOC_Expand for SHA-2 suites."""
         if length > 255 * 32:
             raise LocalEdhocError("HKDF-Expand output longer than 255 hash lengths")
+        if 0 < length <= 32:  # one block, T(1): nearly every EDHOC_KDF call
+            return self._hmac(prk, info + b"\x01")[:length]
         output = b""
         block = b""
         counter = 1
@@ -127,9 +188,9 @@ class Crypto:
         if curve is Curve.X25519:
             private_key = secrets.token_bytes(32)
         else:
-            private_key = (
-                ec.generate_private_key(_P256).private_numbers().private_value.to_bytes(32, "big")
-            )
+            key = ec.generate_private_key(_P256)
+            private_key = key.private_numbers().private_value.to_bytes(32, "big")
+            self._keep(self._private_keys, private_key, key)
         return private_key, self.ephemeral_public_key(curve, private_key)
 
     def ephemeral_public_key(self, curve: Curve, private_key: bytes) -> bytes:
@@ -139,17 +200,12 @@ class Crypto:
             if len(private_key) != 32:
                 raise LocalEdhocError("X25519 private key must be 32 bytes")
             return nacl.bindings.crypto_scalarmult_base(private_key)
-        return p256_public_xy(p256_private_key(private_key))[:32]
+        return p256_public_xy(self._p256_private(private_key))[:32]
 
     def validate_public_key(self, curve: Curve, public_key: bytes) -> None:
         """Raise :class:`InvalidPublicKeyError` unless ``public_key`` is usable on ``curve``."""
         if curve is Curve.P256:
-            _p256_public_from_x(public_key[:32])
-            if len(public_key) == 64:
-                try:
-                    ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + public_key)
-                except ValueError as exc:
-                    raise InvalidPublicKeyError("not a P-256 point") from exc
+            self._p256_public(public_key)
         elif len(public_key) != 32:
             raise InvalidPublicKeyError(f"{curve.value} public key must be 32 bytes")
 
@@ -166,8 +222,7 @@ class Crypto:
                 raise InvalidPublicKeyError("X25519 public key of low order") from exc
         if curve is not Curve.P256:
             raise LocalEdhocError(f"no ECDH on {curve.value}")
-        peer = _p256_public_from_x(public_key[:32])
-        return p256_private_key(private_key).exchange(ec.ECDH(), peer)
+        return self._p256_private(private_key).exchange(ec.ECDH(), self._p256_public(public_key))
 
     # -- signatures (RFC 9053 §2) --
 
@@ -178,7 +233,7 @@ class Crypto:
             if len(private_key) != 32:
                 raise LocalEdhocError("Ed25519 private key must be a 32-byte seed")
             return nacl.signing.SigningKey(private_key).sign(message).signature
-        der = p256_private_key(private_key).sign(message, ec.ECDSA(hashes.SHA256()))
+        der = self._p256_private(private_key).sign(message, ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
@@ -198,12 +253,12 @@ class Crypto:
         if len(public_key) != 64:
             raise AuthenticationFailedError("ES256 needs the full public key (x || y)")
         try:
-            key = ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + public_key)
+            key = self._p256_public(public_key)
             der = encode_dss_signature(
                 int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
             )
             key.verify(der, message, ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, ValueError) as exc:
+        except (InvalidSignature, InvalidPublicKeyError, ValueError) as exc:
             raise AuthenticationFailedError("ES256 signature does not verify") from exc
 
     # -- AEAD (RFC 9053 §4) --

@@ -154,6 +154,7 @@ class Initiator(Endpoint):
         self._g_y = g_y
         self._prk_3e2m = prk_3e2m
         del self._x  # the ephemeral key has done its work (G_XY, G_RX)
+        self._crypto.forget_keys()
         self._th_3 = schedule.transcript("TH_3", th_2, plaintext_2, credential.encoded)
         self.c_r = decoded.c_r
         self.peer_credential = credential

@@ -180,6 +180,7 @@ class Responder(Endpoint):
         self._th_4 = th_4
         self._set_prk_out(schedule.prk_out(prk_4e3m, th_4))
         del self._y
+        self._crypto.forget_keys()
         self.peer_credential = credential
         return [
             Message3Received(credential, ead),

@@ -45,6 +45,7 @@ from gateway.impp.address import ImppAddress
 from gateway.impp.cpim_syntax import (
     CRLF,
     LANG_RE,
+    MIME_CONTROL_RE,
     MIME_NAME_RE,
     URI_RE,
     check_name,
@@ -52,7 +53,6 @@ from gateway.impp.cpim_syntax import (
     check_value,
     escape_header_text,
     format_rfc3339,
-    is_ctl,
     is_tokenchar,
     parse_ns,
     parse_rfc3339,
@@ -227,7 +227,7 @@ def _check_header(header: CpimHeader) -> None:
 def _check_mime_header(name: str, value: str) -> None:
     if not MIME_NAME_RE.match(name):
         raise ValueError(f"{name[:40]!r} is not a MIME header name")
-    if any(is_ctl(ch) and ch != "\t" for ch in value):
+    if MIME_CONTROL_RE.search(value):
         raise ValueError(f"MIME header {name!r} contains a control character")
 
 
@@ -277,20 +277,22 @@ class CpimMessage:
                 raise ValueError("the MIME headers must say Content-Type: Message/CPIM")
         if self._find(self.content_headers, "content-type") is None:
             raise ValueError("the encapsulated MIME entity has no Content-Type (RFC 3862 §2.4)")
-        list(self._resolved())  # namespace declarations precede their use
+        # Resolved once (namespace declarations must precede their use), then checked.
+        core = [(n, h) for ns, n, h in self._resolved() if ns == CPIM_HEADERS_NS]
         counts: dict[str, int] = {}
-        for namespace, name, _ in self._resolved():
-            if namespace == CPIM_HEADERS_NS:
-                counts[name] = counts.get(name, 0) + 1
+        for name, _ in core:
+            counts[name] = counts.get(name, 0) + 1
         for single in ("From", "DateTime"):
             if counts.get(single, 0) > 1:
                 raise ValueError(f"more than one {single} header")
-        for header in self._core("From", "To", "cc"):
-            CpimAddress.from_value(header.value)
-        for header in self._core("DateTime"):
-            parse_rfc3339(header.value)
-        for header in self._core("NS"):
-            parse_ns(header.value)
+        for kinds, check in (
+            (("From", "To", "cc"), CpimAddress.from_value),
+            (("DateTime",), parse_rfc3339),
+            (("NS",), parse_ns),
+        ):
+            for name, header in core:
+                if name in kinds:
+                    check(header.value)
         self.required  # noqa: B018 - validates Require values
 
     @staticmethod

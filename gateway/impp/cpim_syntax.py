@@ -37,6 +37,10 @@ _ESCAPE_OUT = {"\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _ESCAPE_IN = {"b": "\b", "t": "\t", "n": "\n", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 
 
+CONTROL_RE = re.compile("[\x00-\x1f\x7f]")  # what is_ctl is true of, found in one pass
+MIME_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # the same, less HTAB
+
+
 def is_ctl(ch: str) -> bool:
     return ord(ch) < 0x20 or ord(ch) == 0x7F
 
@@ -144,7 +148,7 @@ def check_name(name: str, what: str) -> None:
 
 
 def check_value(value: str, what: str) -> None:
-    if any(is_ctl(ch) for ch in value):
+    if CONTROL_RE.search(value):
         raise ValueError(f"{what} contains a control character (escape it)")
     if not value:
         raise ValueError(f"{what} is empty, but a CPIM line may not end with its space")

@@ -163,6 +163,7 @@ FIELD_FAMILIES: Mapping[type, Mapping[str, str]] = {
         "presence_unsubscribed": f"{PREFIX}_relay_presence_withheld",
         "overflow_reports": f"{PREFIX}_relay_sender_reports",
         "expiry_reports": f"{PREFIX}_relay_sender_reports",
+        "blocked_reports": f"{PREFIX}_relay_sender_reports",
         "unavailable_announced": f"{PREFIX}_relay_unavailable_announced",
         "directed_watchers": f"{PREFIX}_relay_directed_watchers",
         "wake_sync_timeouts": f"{PREFIX}_relay_wake_sync_timeouts",
@@ -512,6 +513,7 @@ class RelayCollector(Collector):
         )
         sender_reports.add_metric(["overflow"], sum(relay.overflow_reports for relay in relays))
         sender_reports.add_metric(["expiry"], sum(relay.expiry_reports for relay in relays))
+        sender_reports.add_metric(["blocked"], sum(relay.blocked_reports for relay in relays))
         yield sender_reports
         yield CounterMetricFamily(
             f"{PREFIX}_relay_unavailable_announced",

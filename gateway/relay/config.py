@@ -74,8 +74,9 @@ class RelayStatistics:
     signatures made on the device's behalf and the attempts that failed (the operation then
     goes out unsigned or is refused, docs/relay.md); inbound counts the verifier's verdicts;
     ``presence_unsubscribed`` counts presence withheld from the device because it has no
-    subscription to the sender (RFC 2779 §5.3.2); ``overflow_reports`` and ``expiry_reports``
-    count the senders told that their message will not reach the device (§5.4.1);
+    subscription to the sender (RFC 2779 §5.3.2); ``overflow_reports``, ``expiry_reports`` and
+    ``blocked_reports`` count the senders told that their message will not reach the device
+    (§5.4.1: its queue was full, the message expired, the device blocked the sender);
     ``unavailable_announced`` counts the times watchers were told the device is gone without
     a goodbye (§3.2.4); ``directed_watchers`` is how many watchers have a directed presence now;
     ``wake_sync_timeouts`` counts wakes completed without the server's answer to the flush
@@ -98,6 +99,7 @@ class RelayStatistics:
     presence_unsubscribed: int = 0
     overflow_reports: int = 0
     expiry_reports: int = 0
+    blocked_reports: int = 0
     unavailable_announced: int = 0
     directed_watchers: int = 0
     wake_sync_timeouts: int = 0

@@ -72,6 +72,19 @@ def _fits(text: str | None, limit: int) -> str | None:
 class ContactBook:
     """Aliases, the roster as the device sees it, and the version history for deltas."""
 
+    __slots__ = (
+        "_alias_of",
+        "_blocked",
+        "_contact_of",
+        "_delta_floor",
+        "_entries",
+        "_history",
+        "_max_contacts",
+        "_max_history",
+        "_version",
+        "roster_known",
+    )
+
     def __init__(
         self,
         aliases: Mapping[Jid, int] = {},
@@ -84,7 +97,8 @@ class ContactBook:
         self._alias_of: dict[Jid, int] = {jid.bare: alias for jid, alias in aliases.items()}
         self._contact_of: dict[int, Jid] = {alias: jid for jid, alias in self._alias_of.items()}
         self._entries: dict[Jid, Contact] = {}
-        self._blocked: set[Jid] = {jid.bare for jid in blocked}
+        # None while nothing is blocked (nearly every device): no empty set per relay.
+        self._blocked: set[Jid] | None = {jid.bare for jid in blocked} or None
         self._version = version
         self._history: list[tuple[int, Contact]] = []
         # Versions at or below this cannot be answered with a delta.
@@ -137,7 +151,7 @@ class ContactBook:
 
     def is_blocked(self, contact: Jid) -> bool:
         """Whether the device blocked ``contact``."""
-        return contact.bare in self._blocked
+        return self._blocked is not None and contact.bare in self._blocked
 
     def contacts(self) -> tuple[Contact, ...]:
         """The whole current list, by alias."""
@@ -181,9 +195,13 @@ class ContactBook:
         """Record a block or unblock; the delta if the contact is on the list."""
         bare = contact.bare
         if blocked:
+            if self._blocked is None:
+                self._blocked = set()
             self._blocked.add(bare)
-        else:
+        elif self._blocked is not None:
             self._blocked.discard(bare)
+            if not self._blocked:
+                self._blocked = None
         entry = self._entries.get(bare)
         if entry is None or entry.blocked == blocked:
             return [], None
@@ -230,7 +248,7 @@ class ContactBook:
             subscription=_SUBSCRIPTION_STATES[item.subscription],
             name=_fits(item.name, MAX_SHORT_TEXT_SIZE),
             pending_out=item.ask_subscribe,
-            blocked=bare in self._blocked,
+            blocked=self._blocked is not None and bare in self._blocked,
         )
         if self._entries.get(bare) == entry:
             return None
@@ -259,6 +277,8 @@ class ContactListRequests:
     (at most ``max_pending``); all are answered when it arrives, or told UPSTREAM_UNAVAILABLE
     when the upstream session ends first.
     """
+
+    __slots__ = ("_pending", "max_pending", "roster_requested")
 
     def __init__(self, max_pending: int) -> None:
         self.max_pending = max_pending

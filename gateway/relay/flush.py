@@ -26,7 +26,7 @@ from gateway.relay.config import DEFAULT_WAKE_SYNC_TIMEOUT
 __all__ = ["PendingWake", "WakeFlush"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class PendingWake:
     """A wake waiting for the sync answer number ``awaits``; what to send when it completes."""
 
@@ -38,6 +38,8 @@ class PendingWake:
 
 class WakeFlush:
     """The syncs in flight and the one wake waiting for them (see the module docstring)."""
+
+    __slots__ = ("_answered", "_sent", "pending", "timeout")
 
     def __init__(self, timeout: float = DEFAULT_WAKE_SYNC_TIMEOUT) -> None:
         self.timeout = timeout

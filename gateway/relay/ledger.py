@@ -37,7 +37,7 @@ class Sender:
     upstream_id: str | None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Inbound:
     sender: Sender
     receipt_requested: bool
@@ -45,6 +45,16 @@ class _Inbound:
 
 class InboundLedger:
     """What the relay remembers of inbound messages (see the module docstring)."""
+
+    __slots__ = (
+        "_coalesced",
+        "_config",
+        "_count",
+        "_expiry",
+        "_inbound",
+        "_missed",
+        "_queue_may_hold",
+    )
 
     def __init__(
         self, config: RelayConfig, summary: MissedSummary, count: Callable[[str], None]
@@ -54,7 +64,7 @@ class InboundLedger:
         self._inbound: OrderedDict[int, _Inbound] = OrderedDict()
         self._expiry: dict[int, float | None] = {}  # queued messages: when each expires
         self._missed = dataclasses.asdict(summary)
-        self._coalesced: set[str] = set()
+        self._coalesced: set[str] | None = None  # keys queued since the last drain, if any
         self._queue_may_hold = any(self._missed.values())
 
     @property
@@ -89,9 +99,13 @@ class InboundLedger:
         field = _SUMMARY_FIELDS.get(type(message))
         if field is None:
             return
-        if coalesce_key is None or coalesce_key not in self._coalesced:
+        if coalesce_key is None:
             self._missed[field] += 1
-        if coalesce_key is not None:
+            return
+        if self._coalesced is None:
+            self._coalesced = set()
+        if coalesce_key not in self._coalesced:
+            self._missed[field] += 1
             self._coalesced.add(coalesce_key)
 
     def delivered(self, message_id: int) -> Sender | None:
@@ -133,8 +147,8 @@ class InboundLedger:
     def drained(self) -> bool:
         """The queue goes to the device now: whether it may hold anything; counting restarts."""
         drain = self._queue_may_hold or any(self._missed.values())
-        self._expiry.clear()  # being delivered now; no longer the relay's to expire
+        self._expiry = {}  # being delivered now; no longer the relay's to expire
         self._missed = dict.fromkeys(self._missed, 0)
-        self._coalesced.clear()
+        self._coalesced = None
         self._queue_may_hold = False
         return drain

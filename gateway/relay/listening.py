@@ -82,6 +82,8 @@ ABSENT = frozenset({SleepState.OVERDUE, SleepState.LOST})
 class Listening:
     """The state and its one deadline (the sleep's in ASLEEP, the link-lost grace in DETACHED)."""
 
+    __slots__ = ("deadline", "state")
+
     def __init__(self) -> None:
         self.state = SleepState.AWAKE
         self.deadline: float | None = None

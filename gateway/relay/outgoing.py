@@ -37,8 +37,10 @@ FAILURE_REASONS: dict[object, FailureReason] = {
     _C.RESOURCE_CONSTRAINT: FailureReason.RESOURCE_CONSTRAINT,
 }
 
+_NO_IDS: frozenset[int] = frozenset()  # shared by every relay restored with no ids
 
-@dataclasses.dataclass
+
+@dataclasses.dataclass(slots=True)
 class Outgoing:
     """A SendMessage awaiting its outcome."""
 
@@ -56,10 +58,19 @@ class OutgoingMessages:
     here, so a retransmission of one is acknowledged again and never resent.
     """
 
+    __slots__ = (
+        "_by_device_id",
+        "_by_upstream_id",
+        "_counter",
+        "_prefix",
+        "_report_timeout",
+        "_restored_ids",
+    )
+
     def __init__(self, prefix: str, report_timeout: float, restored_ids: Iterable[int]) -> None:
         self._prefix = prefix  # upstream ids are this, then a counter
         self._report_timeout = report_timeout
-        self._restored_ids = set(restored_ids)
+        self._restored_ids = frozenset(restored_ids) or _NO_IDS
         self._counter = 0
         self._by_device_id: dict[int, Outgoing] = {}
         self._by_upstream_id: dict[str, Outgoing] = {}
@@ -129,6 +140,8 @@ class OutgoingMessages:
         """
         del self._by_device_id[record.device_message_id]
         del self._by_upstream_id[record.upstream_id]
+        if not self._by_device_id:  # nothing awaits an outcome: drop the tables they grew
+            self._by_device_id, self._by_upstream_id = {}, {}
         commands: list[cmd.Command] = []
         if not record.acknowledged:
             commands.append(cmd.AcknowledgeDevice(record.device_message_id))

@@ -27,6 +27,8 @@ __all__ = ["DevicePresence"]
 class _Direction:
     """The fields one watcher sees differently (None: follows the broadcast presence)."""
 
+    __slots__ = ("note", "note_language", "open", "show")
+
     def __init__(self) -> None:
         self.open: bool | None = None
         self.show: Show | None = None
@@ -47,6 +49,8 @@ class _Direction:
 
 class DevicePresence:
     """The broadcast presence and the directions (see the module docstring)."""
+
+    __slots__ = ("_directions", "broadcast", "broadcast_set", "max_directed")
 
     def __init__(self, max_directed: int) -> None:
         self.max_directed = max_directed

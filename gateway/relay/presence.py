@@ -41,6 +41,8 @@ class _ResourcePresence:
 class ContactPresence:
     """The contacts' presence as the device last heard it (see the module docstring)."""
 
+    __slots__ = ("_notified", "_resources", "max_resources")
+
     def __init__(self, max_resources: int) -> None:
         self.max_resources = max_resources
         self._resources: dict[Jid, dict[str | None, _ResourcePresence]] = {}

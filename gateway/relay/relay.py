@@ -134,6 +134,7 @@ _TOTALS = (  # the counters of RelayStatistics that only grow
     "presence_unsubscribed",
     "overflow_reports",
     "expiry_reports",
+    "blocked_reports",
     "unavailable_announced",
     "wake_sync_timeouts",
 )
@@ -186,7 +187,7 @@ class DeviceRelay:
         self._list_requests = ContactListRequests(config.max_pending_list_requests)
         self._flush = WakeFlush(config.wake_sync_timeout)
         self._dropped: dict[str, int] = {}
-        self._totals = dict.fromkeys(_TOTALS, 0)
+        self._totals: dict[str, int] = {}  # the non-zero ones of _TOTALS
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -207,7 +208,8 @@ class DeviceRelay:
 
     def statistics(self) -> RelayStatistics:
         """What was dropped, how much is in flight, and the totals since the relay started."""
-        totals = dict(self._totals)
+        totals = dict.fromkeys(_TOTALS, 0)
+        totals.update(self._totals)
         totals.update(
             pending_reports=len(self._outgoing),
             owed_receipts=self._ledger.owed_receipts,
@@ -223,6 +225,10 @@ class DeviceRelay:
     def device_operation(self, operation: DeviceInput, now: float) -> list[cmd.Command]:
         """Commands for what the device sent (a decoded wire message) or what the service saw."""
         self._check_open()
+        if type(operation) is SendMessage:  # the commonest operation, ahead of the dispatch
+            spoke = self._spoke(now)
+            sent = self._on_send_message(operation, now)
+            return spoke + sent if spoke else sent
         if isinstance(operation, DeviceDelivered):
             return self._on_delivered(operation.message_id)
         if isinstance(operation, QueueOverflowed):
@@ -269,14 +275,17 @@ class DeviceRelay:
     def upstream_event(self, event: object, now: float) -> list[cmd.Command]:
         """Commands for what the upstream said (the XMPP client's events, mapped here alone)."""
         self._check_open()
+        # The commonest events first: every message the device sends brings these two back.
+        if isinstance(event, ev.StanzasAcknowledged):
+            return self._outgoing.acknowledged(event.ids)
+        if isinstance(event, ev.ReceiptReceived):
+            return self._on_outcome(event.message_id, DeliveryStatus.DELIVERED, None)
         if isinstance(event, ev.MessageReceived):
             return self._on_message(event.message, event.sequence, now)
         if isinstance(event, ev.PresenceReceived):
             return self._on_presence(event.presence, event.sequence, now)
         if isinstance(event, ev.SubscriptionReceived):
             return self._on_subscription(event.from_, event.kind, event.sequence)
-        if isinstance(event, ev.ReceiptReceived):
-            return self._on_outcome(event.message_id, DeliveryStatus.DELIVERED, None)
         if isinstance(event, ev.MessageFailed):
             if event.id is None:
                 return self._drop("failure-without-id")
@@ -289,8 +298,6 @@ class DeviceRelay:
                 FailureReason.TOO_LARGE if event.reason == "too-large" else FailureReason.REJECTED
             )
             return self._on_outcome(event.id, DeliveryStatus.FAILED, reason)
-        if isinstance(event, ev.StanzasAcknowledged):
-            return self._outgoing.acknowledged(event.ids)
         if isinstance(event, ev.RosterReceived):
             return self._on_roster(event.items)
         if isinstance(event, ev.RosterPushed):
@@ -332,14 +339,14 @@ class DeviceRelay:
             commands += self._finish(outgoing, DeliveryStatus.UNKNOWN, None)
         late = self._flush.due(now)
         if late is not None:
-            self._totals["wake_sync_timeouts"] += 1
+            self._add_total("wake_sync_timeouts")
             commands += self._woken(late)
         deadline = self._listening.next_deadline()
         if deadline is not None and now >= deadline:
             self._listening.move(ListeningInput.OVERSLEPT)
             self._listening.deadline = None
             if self.own.visible:
-                self._totals["unavailable_announced"] += 1
+                self._add_total("unavailable_announced")
                 commands += self._presence_commands(now)
         for message_id, sender in self._ledger.expire(now):
             commands.append(cmd.DropQueued(message_id))
@@ -352,7 +359,7 @@ class DeviceRelay:
         """Tell ``sender`` that its message will not reach the device (RFC 2779 §5.4.1)."""
         if sender is None:
             return self._drop("report-sender-forgotten")
-        self._totals[counter] += 1
+        self._add_total(counter)
         return [cmd.UpstreamDeliveryFailed(sender.address, sender.upstream_id, reason)]
 
     # -- device -> upstream -----------------------------------------------------------------------
@@ -374,12 +381,12 @@ class DeviceRelay:
                 cpim = cpim_for_message(self.account, recipient, message.content)
                 signed = self._signer.sign_message(cpim, now)
             except ImppError:
-                self._totals["signing_failures"] += 1
+                self._add_total("signing_failures")
                 return [self._error(ErrorCode.INVALID_ADDRESS, message, "not an IM address")]
             except SigningError:
-                self._totals["signing_failures"] += 1
+                self._add_total("signing_failures")
                 return [self._error(ErrorCode.INTERNAL, message, "signing failed")]
-            self._totals["messages_signed"] += 1
+            self._add_total("messages_signed")
         return self._outgoing.start(message, recipient, signed, now)
 
     def _on_set_presence(self, update: SetPresence, now: float) -> list[cmd.Command]:
@@ -422,9 +429,9 @@ class DeviceRelay:
             signed = self._signer.sign_presence(pidf_for_presence(self.account, shown), now)
         except (ImppError, SigningError):
             self._count("presence-unsigned")
-            self._totals["signing_failures"] += 1
+            self._add_total("signing_failures")
             return None
-        self._totals["presence_signed"] += 1
+        self._add_total("presence_signed")
         return signed
 
     def _on_subscription_command(
@@ -482,9 +489,10 @@ class DeviceRelay:
 
     def _spoke(self, now: float) -> list[cmd.Command]:
         """The device sent an operation: it has a session, so an absent one is back."""
-        if self.state in (SleepState.DETACHED, SleepState.LOST):
+        state = self._listening.state
+        if state is SleepState.DETACHED or state is SleepState.LOST:
             return self._on_link_up(now)
-        if self.state is SleepState.OVERDUE:
+        if state is SleepState.OVERDUE:
             return self._back(ListeningInput.BACK, now)
         return []
 
@@ -568,7 +576,10 @@ class DeviceRelay:
         if sender is None or message.body is None:
             return self._drop("message-without-sender-or-body")
         if self.contacts.is_blocked(sender):
-            return self._drop("blocked")
+            # As the server answers once the block reaches it (XEP-0191 §3.5): the same error,
+            # whichever of the two refused the message first.
+            reason = FailureReason.REJECTED
+            return self._report_to_sender(Sender(sender, message.id), reason, "blocked_reports")
         content = message_content(message)
         if content is None:
             return self._drop("body-not-text")
@@ -601,7 +612,7 @@ class DeviceRelay:
         if self.contacts.is_blocked(contact):
             return self._drop("blocked")
         if not self.contacts.is_subscribed_to(contact):
-            self._totals["presence_unsubscribed"] += 1
+            self._add_total("presence_unsubscribed")
             return self._drop("presence-not-subscribed")  # RFC 2779 §5.3.2
         signature = self._verify(presence, now) if presence.available else SignatureStatus.NONE
         notification = self._contact_presence.receive(
@@ -648,7 +659,7 @@ class DeviceRelay:
         return self._outgoing.finish(record, status, reason, self._report_to_device)
 
     def _report_to_device(self, report: DeliveryReport) -> list[cmd.Command]:
-        self._totals[_REPORT_COUNTERS[report.status]] += 1
+        self._add_total(_REPORT_COUNTERS[report.status])
         return self._to_device(report)
 
     def _on_session_up(self, now: float, *, fresh: bool) -> list[cmd.Command]:
@@ -700,7 +711,7 @@ class DeviceRelay:
 
     def _verify(self, stanza: MessageStanza | PresenceStanza, now: float) -> SignatureStatus:
         status = SignatureStatus.NONE if self._verifier is None else self._verifier(stanza, now)
-        self._totals[_SIGNATURE_COUNTERS[status]] += 1
+        self._add_total(_SIGNATURE_COUNTERS[status])
         return status
 
     def _error(self, code: ErrorCode, operation: WireMessage, text: str) -> cmd.SendToDevice:
@@ -713,9 +724,12 @@ class DeviceRelay:
         self._count(reason)
         return []
 
+    def _add_total(self, counter: str) -> None:
+        self._totals[counter] = self._totals.get(counter, 0) + 1
+
     def _count(self, reason: str) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def _check_open(self) -> None:
-        if self.state is SleepState.CLOSED:
+        if self._listening.state is SleepState.CLOSED:
             raise LocalRelayError("the relay is closed")

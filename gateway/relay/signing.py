@@ -110,6 +110,8 @@ def cpim_for_message(sender: Jid, recipient: Jid, content: Content) -> CpimMessa
 class PresenceState:
     """The device's whole presence, which partial SetPresence updates change field by field."""
 
+    __slots__ = ("note", "note_language", "open", "show")
+
     def __init__(self) -> None:
         self.open = False
         self.show = Show.AVAILABLE

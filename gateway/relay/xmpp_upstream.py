@@ -66,6 +66,8 @@ _FAILURE_CONDITIONS = {
         StanzaErrorType.WAIT,
         StanzaErrorCondition.RESOURCE_CONSTRAINT,
     ),
+    # A blocked sender (XEP-0191 §3.5), told what the server would tell it.
+    FailureReason.REJECTED: (StanzaErrorType.CANCEL, StanzaErrorCondition.SERVICE_UNAVAILABLE),
 }
 
 

@@ -29,7 +29,10 @@ upstream said and what the clock did (docs/relay.md, docs/service.md):
   and sent from there with a deterministic id and XEP-0359 origin-id (:func:`origin_id_for`); it
   leaves the queue at the server's XEP-0198 acknowledgement. A SendMessage seen before, queued
   or already acknowledged (even by an earlier process), is not sent again; a full queue is
-  reported FAILED. After a restart, and on every fresh upstream stream (the client leaves
+  reported FAILED. Once the device acknowledges the record carrying the id's final
+  DeliveryReport, the id is released (:meth:`~gateway.store.GatewayStore.release_device_message`):
+  a SendMessage reusing it is a new message, queued as the id's next generation with a stanza id
+  and origin-id of its own. After a restart, and on every fresh upstream stream (the client leaves
   queued stanzas to us, ``resent_by_application``), the account's archive (XEP-0313,
   :class:`~gateway.xmpp.archive.ArchiveCatchUp`) says which queued messages the server already
   has; the others are sent again (unverified, and counted, if the archive cannot say).
@@ -83,8 +86,10 @@ from gateway.session import (
 )
 from gateway.store import (
     DeviceQueueItem,
+    EnqueuedUpstream,
     EnqueueResult,
     GatewayStore,
+    OperationFailedError,
     QueueKind,
     StoreError,
     StreamResumption,
@@ -167,13 +172,18 @@ async def stored_resumption(store: GatewayStore, config: ClientConfig) -> Resump
     )
 
 
-def origin_id_for(kid: bytes, device_message_id: int) -> str:
+def origin_id_for(kid: bytes, device_message_id: int, generation: int = 0) -> str:
     """The stanza id and XEP-0359 origin-id of the device's SendMessage ``device_message_id``.
 
     Deterministic, so a SendMessage the device sends again, even to a restarted gateway, maps
     to the same stanza, and the account's archive can tell whether the server already has it.
+    ``generation`` counts the acceptances of an id the device reused after its final report
+    (the store keeps it): each has its own id, so the archive never takes an old message for a
+    new one, nor a late receipt for the old one reaches the new. Generation 0 is the id's
+    first acceptance and has the ids of gateways from before generations existed.
     """
-    digest = hashlib.sha256(b"impp origin-id\0" + kid + b"\0" + str(device_message_id).encode())
+    number = str(device_message_id) if generation == 0 else f"{device_message_id}/{generation}"
+    digest = hashlib.sha256(b"impp origin-id\0" + kid + b"\0" + number.encode())
     return f"impp-{digest.hexdigest()[:32]}"
 
 
@@ -393,6 +403,13 @@ class DeviceBinding:
         if flight.seq is not None:
             self._seqs_in_flight.discard(flight.seq)
             await self.store.remove_from_device_queue(self.kid, [flight.seq])
+        if isinstance(flight.message, wire.DeliveryReport):
+            # Every report is final (docs/protocol.md §6.6) and the device has it: it may use
+            # the id again, and no retransmission of the old message can follow (§6.4).
+            released = await self.store.release_device_message(
+                self.kid, str(flight.message.id).encode()
+            )
+            self.counters.add("deduplication-id-released" if released else "report-acknowledged")
         if flight.incoming_id is not None:
             self.counters.add("delivered-to-device")
             if self.latency is not None and flight.enqueued_at is not None:
@@ -526,26 +543,29 @@ class DeviceBinding:
 
         A SendMessage seen before (queued, or sent and acknowledged, even by an earlier
         process) is not sent again: the relay's record of it is tied to the stanza already
-        queued or sent, whose acknowledgement and receipts it then gets.
+        queued or sent, whose acknowledgement and receipts it then gets. An id released after
+        its final report (:meth:`_on_acknowledged`) is a new message: the store names its
+        next generation, and it is queued again with that generation's stanza id.
         """
+        if self.upstream is None:
+            self.counters.add("upstream-missing")
+            return []
         stanza_id = origin_id_for(self.kid, command.device_message_id)
+        stanza = message_stanza(command, stanza_id=stanza_id)
+        outcome = await self._enqueue_upstream(command, stanza, 0, now)
+        if outcome.released:
+            self.counters.add("upstream-id-reused")
+            stanza_id = origin_id_for(self.kid, command.device_message_id, outcome.generation)
+            stanza = message_stanza(command, stanza_id=stanza_id)
+            outcome = await self._enqueue_upstream(command, stanza, outcome.generation, now)
+            if outcome.released:  # a store that contradicts itself: not durable, retried
+                raise OperationFailedError("the store refused the generation it named")
+        elif outcome.generation:
+            stanza_id = origin_id_for(self.kid, command.device_message_id, outcome.generation)
         self._relay_ids[stanza_id] = command.message_id
         self._relay_ids.move_to_end(stanza_id)
         while len(self._relay_ids) > MAX_RELAY_IDS:
             self._relay_ids.popitem(last=False)
-        if self.upstream is None:
-            self.counters.add("upstream-missing")
-            return []
-        stanza = message_stanza(command, stanza_id=stanza_id)
-        outcome = await self.store.enqueue_upstream_once(
-            self._account,
-            self.kid,
-            str(command.device_message_id).encode(),
-            _queue_id(self.kid, command.device_message_id),
-            ET.tostring(stanza),
-            now=now,
-            remember_until=now + DEFAULT_DEDUPLICATION_LIFETIME,
-        )
         if outcome.result is EnqueueResult.OVERFLOW:
             self.counters.add("upstream-queue-overflow")
             logger.warning("%s: to-upstream queue full, message refused", self.name)
@@ -568,6 +588,21 @@ class DeviceBinding:
         )
         self._outbound[stanza_id] = item
         return await self._transmit(item, now)
+
+    async def _enqueue_upstream(
+        self, command: cmd.UpstreamSendMessage, stanza: ET.Element, generation: int, now: float
+    ) -> EnqueuedUpstream:
+        """Offer ``stanza``, built for the id's ``generation``, to the to-upstream queue."""
+        return await self.store.enqueue_upstream_once(
+            self._account,
+            self.kid,
+            str(command.device_message_id).encode(),
+            _queue_id(self.kid, command.device_message_id),
+            ET.tostring(stanza),
+            now=now,
+            remember_until=now + DEFAULT_DEDUPLICATION_LIFETIME,
+            generation=generation,
+        )
 
     async def _transmit(self, item: _Outbound, now: float) -> list[cmd.Command]:
         """Hand one queued message to the upstream stream (the client keeps it until its ack)."""
@@ -837,7 +872,8 @@ class DeviceBinding:
                     expires_at=now + DEFAULT_DEDUPLICATION_LIFETIME,
                 )
             elif isinstance(command, cmd.ForgetDeduplicationId):
-                self.counters.add("deduplication-id-kept")  # see docs/service.md
+                # Released only once the device has acknowledged the report (docs/service.md).
+                self.counters.add("deduplication-id-kept")
             elif isinstance(command, cmd.UpstreamSendMessage):
                 work[0:0] = await self._send_message(command, now)
             else:

@@ -61,7 +61,7 @@ from gateway.statuspage import (
 from gateway.store import StoreError, WriterStatistics
 
 if TYPE_CHECKING:
-    from gateway.service.service import GatewayService, ServiceAddresses
+    from gateway.service.service import GatewayService, ServiceAddresses, _Bound
 
 __all__ = [
     "QUEUE_SAMPLE_INTERVAL",
@@ -74,7 +74,8 @@ __all__ = [
 ]
 
 # How stale a queue depth on /metrics, the status page and `sessions` may be: one store read
-# per device each time, so a thousand devices cost a thousand cheap indexed reads a second.
+# of every device's queue each time (a read per device cost a worker-thread hop each, which at
+# a thousand devices was a large share of an idle gateway's CPU).
 QUEUE_SAMPLE_INTERVAL: Final = 1.0
 
 logger = logging.getLogger("gateway.service.ops")
@@ -99,20 +100,13 @@ class QueueSampler:
         """Read every bound device's queue once (a failing store is reported by readiness)."""
         service = self.service
         now = service.clock()
-        samples: dict[bytes, _QueueSample] = {}
         try:
-            for kid in service.bound:
-                depth = await service.store.device_queue_length(kid)
-                oldest = None
-                if depth:
-                    items = await service.store.device_queue(kid, now=now, limit=1)
-                    oldest = items[0].enqueued_at if items else None
-                samples[kid] = _QueueSample(depth, oldest)
+            queues = await service.store.device_queue_summary(now=now)
         except StoreError as exc:
             self.store_failed = type(exc).__name__
             return
         self.store_failed = None
-        self.samples = samples
+        self.samples = {kid: _QueueSample(*queues.get(kid, (0, None))) for kid in service.bound}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sample now, report started, then every ``interval`` seconds until cancelled."""
@@ -147,8 +141,11 @@ def not_ready(service: GatewayService, queues: QueueSampler) -> list[str]:
     return reasons
 
 
-def _upstream_state(service: GatewayService, kid: bytes) -> str:
-    bound = service.bound.get(kid)
+def _upstream_state(service: GatewayService, bound: _Bound | None) -> str:
+    """The state of a bound device's upstream session ("none" without one).
+
+    Callers pass the entry they already hold: ``service.bound`` is a copy of the whole table,
+    and taking it once per device made a status sample quadratic in the devices."""
     if bound is None:
         return "none"
     session = service.upstream_session(bound.account)
@@ -263,7 +260,7 @@ class ServiceStatus:
         for bound in service.bound.values():
             delivered += bound.binding.counters.get("delivered-to-device")
             failed_reports += bound.binding.relay.statistics().reports_failed
-        upstreams = Counter(_upstream_state(service, kid) for kid in service.bound)
+        upstreams = Counter(_upstream_state(service, bound) for bound in service.bound.values())
         return StatusTotals(
             handshakes_ok=handshakes,
             handshakes_failed=failed,
@@ -290,7 +287,7 @@ class ServiceAdmin:
         sessions = Counter(
             "established" if bound.links else "none" for bound in service.bound.values()
         )
-        upstreams = Counter(_upstream_state(service, kid) for kid in service.bound)
+        upstreams = Counter(_upstream_state(service, bound) for bound in service.bound.values())
         store_state = "failed" if self.queues.store_failed else "open"
         return StatusSnapshot(
             version=__version__,
@@ -317,7 +314,7 @@ class ServiceAdmin:
                 kid=kid,
                 account=str(bound.account),
                 state="established" if bound.links else "none",
-                upstream_state=_upstream_state(service, kid),
+                upstream_state=_upstream_state(service, bound),
                 last_activity_age=None
                 if bound.last_activity is None
                 else max(now - bound.last_activity, 0.0),

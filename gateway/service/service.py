@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -57,28 +56,23 @@ from gateway import edhoc
 from gateway.config import (
     Configuration,
     ReloadPlan,
-    UpstreamDomain,
     live_configuration,
     load_gateway_identity,
     plan_reload,
 )
-from gateway.enroll.enrollment import signing_paths
-from gateway.impp import ImppAddress
 from gateway.metrics import retire_relay
 from gateway.observability import bind_context
-from gateway.relay import DeviceRelay, OnBehalfDeviceSigner, RelayConfig, RelayStatistics
-from gateway.relay.xmpp_upstream import stanza_verifier
+from gateway.relay import DeviceRelay, RelayStatistics
 from gateway.service.binding import (
     DeviceBinding,
     DeviceLink,
-    next_incoming_blob,
-    stored_resumption,
 )
-from gateway.service.credentials import CredentialOutcome, device_signing_credential
 from gateway.service.latency import EndToEndLatency
 from gateway.service.ops import start_operations
 from gateway.service.registry import DeviceRegistry, EnrolledDevice
+from gateway.service.relay_state import SigningKeys, relay_from_store
 from gateway.service.tickets import TICKET_RING_BLOB, StoredTicketRing
+from gateway.service.upstreams import UpstreamDirectory
 from gateway.session import (
     ChannelConfig,
     DeviceSessionEstablished,
@@ -97,18 +91,13 @@ from gateway.signing import (
     SigningError,
 )
 from gateway.signing.keyfiles import read_protected_file
-from gateway.store import GatewayStore, QueueKind, StoreError, UpstreamCredential
+from gateway.store import GatewayStore, StoreError
 from gateway.transport import DeviceSessionEvent, TcpListener, UdpEndpoint
 from gateway.transport._internal_errors import InternalErrors
-from gateway.wire import MissedSummary
-from gateway.xmpp import ClientConfig, Jid, JidError, LocalXmppError, ScramCredential
+from gateway.xmpp import Jid, JidError
 from gateway.xmpp.net import (
-    ServerAddress,
-    TrustStore,
     UpstreamManager,
     UpstreamSession,
-    UpstreamSettings,
-    open_upstream_manager,
 )
 
 __all__ = [
@@ -123,8 +112,6 @@ DEFAULT_REGISTRY_REFRESH = 5.0  # seconds between registry re-reads: how late a 
 DEFAULT_DEVICE_INBOX = (
     64  # session events waiting for one device's binding before its listener waits
 )
-DEFAULT_MANAGER = ""  # the upstream manager of domains without a table of their own
-UPSTREAM_RESOURCE = "impp-gateway"  # the XMPP resource the gateway binds for each device
 
 logger = logging.getLogger("gateway.service")
 
@@ -181,7 +168,7 @@ class GatewayService:
         self._bound: dict[bytes, _Bound] = {}
         self._links: dict[tuple[int, bytes], bytes] = {}
         self._listeners: list[_Listener] = []
-        self._managers: dict[str, UpstreamManager] = {}
+        self._upstreams = UpstreamDirectory(configuration, self._count)
         self._nursery: trio.Nursery | None = None
         self._tickets = StoredTicketRing(store, clock, self._count)
         self._ca: CertificateAuthority | None = None
@@ -228,7 +215,7 @@ class GatewayService:
     @property
     def managers(self) -> dict[str, UpstreamManager]:
         """The upstream connection managers by domain ("" for the default one)."""
-        return dict(self._managers)
+        return dict(self._upstreams.managers)
 
     @property
     def bound(self) -> dict[bytes, _Bound]:
@@ -237,7 +224,7 @@ class GatewayService:
 
     def upstream_session(self, account: Jid) -> UpstreamSession | None:
         """The upstream session of ``account``, if its manager holds one."""
-        return self._manager(self._domain(account.domain)).sessions.get(account.bare)
+        return self._upstreams.session_of(account)
 
     async def close_device_session(self, kid: bytes) -> bool:
         """End every live session of the device ``kid`` (it hears Close); False if none."""
@@ -298,10 +285,7 @@ class GatewayService:
         async with AsyncExitStack() as stack:
             # Managers first, outside the nursery that runs the bindings (trio nests scopes):
             # one per configured domain, and one for every other domain (SRV, default trust).
-            for domain in (*configuration.upstream.domains, self._domain(DEFAULT_MANAGER)):
-                self._managers[domain.domain] = await stack.enter_async_context(
-                    open_upstream_manager(_settings(domain))
-                )
+            await self._upstreams.open_managers(stack)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for device in self.registry.devices():
@@ -356,7 +340,7 @@ class GatewayService:
             for bound in self._bound.values():
                 nursery.start_soon(persist, bound)
         left = 0
-        for manager in self._managers.values():
+        for manager in self._upstreams.managers.values():
             left += await manager.hibernate()
         self._count("drain-upstreams-hibernated", left)
         logger.info(
@@ -441,7 +425,7 @@ class GatewayService:
             self._count("bind-store-error" if isinstance(exc, StoreError) else "bind-signing-error")
             logger.warning("%s: cannot read its state (%s); not bound", name, type(exc).__name__)
             return
-        upstream = await self._open_upstream(name, account)
+        upstream = await self._upstreams.open_session(self.store, name, account)
         binding = DeviceBinding(
             kid=record.kid, relay=relay, store=self.store, upstream=upstream, latency=self.latency
         )
@@ -453,94 +437,20 @@ class GatewayService:
 
     async def _relay_for(self, device: EnrolledDevice, account: Jid) -> DeviceRelay:
         assert self._ca is not None
-        kid = device.record.kid
-        now = self.clock()
-        aliases: dict[Jid, int] = {}
-        for alias in await self.store.aliases(kid):
-            try:
-                aliases[Jid.parse_untrusted(alias.contact_jid).bare] = alias.alias
-            except JidError:
-                self._count("alias-invalid")
-        version_text = await self.store.get_roster_version(kid)
-        version = int(version_text) if version_text and version_text.isdigit() else 0
-        next_text = await self.store.get_blob(next_incoming_blob(kid))
-        next_id = int(next_text) if next_text and next_text.isdigit() else 0
-        queued = await self.store.device_queue(
-            kid, now=now, limit=self.configuration.limits.queue_length
-        )
-        kinds = [item.kind for item in queued]
-        summary = MissedSummary(
-            messages=kinds.count(QueueKind.MESSAGE),
-            delivery_reports=kinds.count(QueueKind.REPORT),
-            presence_notifications=kinds.count(QueueKind.PRESENCE),
-            subscription_requests=kinds.count(QueueKind.SUBSCRIPTION),
-        )
         assert self._kek is not None
-        credential, outcome = await device_signing_credential(
+        kid = device.record.kid
+        signing = SigningKeys(self._ca, self._kek, self._on_behalf)
+        relay, verifier = await relay_from_store(
             self.store,
-            self._ca,
-            self._kek,
+            self.configuration,
+            signing,
             kid,
-            ImppAddress.parse(str(account)),
-            now=now,
-            enrolled=signing_paths(self.configuration, kid),
-        )
-        self._count(f"signing-credential-{outcome.value}")
-        if outcome is not CredentialOutcome.KEPT:
-            logger.info("device 0x%s: signing certificate %s", kid.hex(), outcome.value)
-        verifier = E2eVerifier(self._ca.trust_store())
-        self.verifiers[kid] = verifier
-        return DeviceRelay(
             account,
-            config=RelayConfig(
-                message_id_prefix=f"gw-{secrets.token_hex(3)}-",
-                link_lost_grace=self.configuration.limits.link_lost_grace,
-                max_directed=self.configuration.limits.max_directed,
-            ),
-            signer=OnBehalfDeviceSigner(self._on_behalf, credential),
-            verifier=stanza_verifier(verifier, account),
-            aliases=aliases,
-            contact_list_version=version,
-            next_incoming_id=next_id,
-            queued_summary=summary,
+            now=self.clock(),
+            count=self._count,
         )
-
-    async def _open_upstream(self, name: str, account: Jid) -> UpstreamSession | None:
-        credential = await self.store.get_credential(str(account))
-        scram = _scram_credential(credential)
-        if credential is None or (scram is None and credential.password is None):
-            self._count("upstream-credential-unusable")
-            logger.warning(
-                "%s: no usable credential stored for %s (enroll the account again); "
-                "no upstream session",
-                name,
-                account,
-            )
-            return None
-        domain = self._domain(account.domain)
-        manager = self._manager(domain)
-        config = ClientConfig(
-            jid=account,
-            password=credential.password,
-            scram_credential=scram,
-            resource=UPSTREAM_RESOURCE,
-            allow_plaintext=domain.allow_plaintext,
-            max_stanza_size=domain.max_stanza_size,
-            defer_inbound_acks=True,  # acknowledged once committed (binding.py)
-        )
-        resume = await stored_resumption(self.store, config)
-        return await manager.open_session(config, resume=resume)
-
-    def _domain(self, name: str) -> UpstreamDomain:
-        upstream = self.configuration.upstream
-        for domain in upstream.domains:
-            if domain.domain == name:
-                return domain
-        return UpstreamDomain(name, trust=upstream.trust, max_stanza_size=upstream.max_stanza_size)
-
-    def _manager(self, domain: UpstreamDomain) -> UpstreamManager:
-        """The connection manager of ``domain``: its own if configured, else the default one."""
-        return self._managers.get(domain.domain) or self._managers[DEFAULT_MANAGER]
+        self.verifiers[kid] = verifier
+        return relay
 
     async def _run_binding(
         self,
@@ -589,9 +499,7 @@ class GatewayService:
         bound.inbox.close()
         self.retired_relays = retire_relay(self.retired_relays, bound.binding.relay.statistics())
         self.verifiers.pop(kid, None)
-        manager = self._manager(self._domain(bound.account.domain))
-        if manager is not None:
-            await manager.close_session(bound.account)
+        await self._upstreams.manager_for(bound.account).close_session(bound.account)
         logger.info("device 0x%s: unbound (revoked or removed)", kid.hex())
 
     # -- the registry -----------------------------------------------------------------------------
@@ -695,40 +603,8 @@ class GatewayService:
         return self.registry.lookup(id_cred)
 
 
-def _settings(domain: UpstreamDomain) -> UpstreamSettings:
-    """Connection settings for one account domain: its server address and its trust."""
-    static: dict[str, list[ServerAddress]] = {}
-    if domain.server_host is not None:
-        static[domain.domain] = [ServerAddress(domain.server_host, domain.server_port or 5222)]
-    return UpstreamSettings(
-        trust=TrustStore(
-            ca_file=domain.trust.ca_file, use_system_store=domain.trust.ca_file is None
-        ),
-        static_hosts=static,
-    )
-
-
 def _address(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)
-
-
-def _scram_credential(credential: UpstreamCredential | None) -> ScramCredential | None:
-    """The stored SCRAM secret as the XMPP client takes it, or None (PLAIN, or a malformed row).
-
-    Enrollment stores SCRAM's SaltedPassword, salt and iteration count rather than the password
-    (docs/store.md); the client answers the server's challenge from it without PBKDF2.
-    """
-    if credential is None or credential.hash_name not in ("SHA-256", "SHA-1"):
-        return None
-    try:
-        return ScramCredential(
-            credential.hash_name,
-            credential.salt,
-            credential.iterations,
-            credential.salted_password,
-        )
-    except LocalXmppError:
-        return None

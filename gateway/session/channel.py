@@ -37,7 +37,7 @@ import enum
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway import wire
 from gateway.session.codec import (
@@ -138,7 +138,10 @@ class ChannelConfig:
             raise LocalSessionError("stream in-flight bound must be 1..receive_window")
 
 
-@dataclass(frozen=True)
+_DEFAULT_CONFIG = ChannelConfig()  # shared by every channel made without a config of its own
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiveResult:
     """What one incoming record produced."""
 
@@ -147,7 +150,7 @@ class ReceiveResult:
     newest: bool  # the record advanced its space's window (may trigger migration, RFC 9000 §9.3)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Counters:
     """The channel's running counters (snapshot them with :meth:`SecureChannel.statistics`)."""
 
@@ -160,7 +163,7 @@ class _Counters:
     bytes_sent: int = 0
     key_updates: int = 0
     holds_expired: int = 0
-    drops: dict[str, int] = field(default_factory=dict)
+    invalid_operations: int = 0  # reported as drops["invalid_operations"] once non-zero
 
 
 @dataclass(frozen=True)
@@ -181,13 +184,13 @@ class ChannelStatistics:
     drops: dict[str, int]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     operation_id: int
     encoded: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class _HeldRecords:
     """The records one delivery came in, until every receipt it produced is released."""
 
@@ -198,7 +201,54 @@ class _HeldRecords:
 
 
 class SecureChannel:
-    """Protected, reliable, ordered exchange of wire messages with one peer."""
+    """Protected, reliable, ordered exchange of wire messages with one peer.
+
+    A gateway holds one per device for as long as the device stays connected, mostly idle, so
+    an idle channel keeps only what it needs: slots instead of an instance dict, the shared
+    default :class:`ChannelConfig`, no send queue until something is queued, and its
+    occasional collections (control items, fragments, retransmissions, held records) empty
+    lists or dicts that are dropped again once drained.
+    """
+
+    __slots__ = (
+        "_ack_deadline",
+        "_ack_pending",
+        "_acknowledged_through",
+        "_events",
+        "_first_sequence_of_phase",
+        "_fragment_records",
+        "_fragments",
+        "_held",
+        "_highest_order",
+        "_hold",
+        "_last_sent",
+        "_messages",
+        "_next_operation_id",
+        "_next_receipt",
+        "_queue",
+        "_reassembler",
+        "_receipts",
+        "_receive",
+        "_received_since_ack",
+        "_records_left",
+        "_reliable_control",
+        "_reliable_replay",
+        "_retransmit",
+        "_rng",
+        "_rtt",
+        "_send",
+        "_unreliable_base",
+        "_unreliable_control",
+        "_unreliable_count",
+        "_unreliable_replay",
+        "codec",
+        "config",
+        "max_acknowledgement_hold",
+        "peer_connection_id",
+        "protection",
+        "state",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -212,7 +262,7 @@ class SecureChannel:
         hold_acknowledgements: bool = False,
         max_acknowledgement_hold: float = DEFAULT_MAX_ACKNOWLEDGEMENT_HOLD,
     ) -> None:
-        self.config = config or ChannelConfig()
+        self.config = config or _DEFAULT_CONFIG
         self._hold = hold_acknowledgements
         self.max_acknowledgement_hold = max_acknowledgement_hold
         self.protection = protection
@@ -228,19 +278,22 @@ class SecureChannel:
         self._receive = ReceiveWindow(receive_window=self.config.receive_window)
         self._reliable_replay = ReplayWindow(self.config.replay_window)
         self._unreliable_replay = ReplayWindow(self.config.replay_window)
-        self._reassembler = Reassembler(max_operation_size=self.config.max_operation_size)
-        self._queue: deque[_Pending] = deque()
-        self._fragments: deque[tuple[Fragment, bytes, int]] = deque()
-        self._reliable_control: deque[ControlItem] = deque()
-        self._unreliable_control: deque[ControlItem] = deque()
-        self._retransmit: deque[InFlight] = deque()
-        self._messages: dict[int, wire.Message] = {}
-        self._records_left: dict[int, int] = {}
+        self._reassembler: Reassembler | None = None  # created by the first fragment
+        self._queue: deque[_Pending] | None = None  # created by the first queued operation
+        # The occasional lists and tables below are None while empty (nearly always).
+        self._fragments: list[tuple[Fragment, bytes, int]] | None = None  # of one operation
+        self._reliable_control: list[ControlItem] | None = None
+        self._unreliable_control: list[ControlItem] | None = None
+        self._retransmit: list[InFlight] | None = None
+        # Queued or sent, not yet acknowledged; None while every operation is acknowledged.
+        self._messages: dict[int, wire.Message] | None = None
+        # Records still unacknowledged of each fragmented operation (a whole one has one).
+        self._records_left: dict[int, int] | None = None
         self._next_operation_id = 0
         self._next_receipt = 0
-        self._receipts: dict[int, _HeldRecords] = {}
-        self._held: dict[int, _HeldRecords] = {}  # by key, oldest first
-        self._fragment_records: list[int] = []  # records of the operation being reassembled
+        self._receipts: dict[int, _HeldRecords] | None = None
+        self._held: dict[int, _HeldRecords] | None = None  # by key, oldest first
+        self._fragment_records: list[int] | None = None  # of the operation being reassembled
         self._unreliable_base = -1  # reliable next_sequence when the unreliable count was reset
         self._unreliable_count = 0
         self._ack_pending = False
@@ -250,7 +303,7 @@ class SecureChannel:
         self._first_sequence_of_phase = 0
         self._highest_order = -1
         self._last_sent = now
-        self._events: list[Event] = []
+        self._events: list[Event] | None = None
         self.stats = _Counters()
 
     # ---- sending -------------------------------------------------------------------------------
@@ -258,14 +311,19 @@ class SecureChannel:
     def send_operation(self, message: wire.Message) -> int:
         """Queue one wire message; returns its operation id (see :class:`OperationAcknowledged`)."""
         self._require_open()
-        if len(self._queue) >= self.config.max_queued_operations:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self.config.max_queued_operations:
             raise LocalSessionError("send queue full")
         encoded = self.codec.encode(message)
         if len(encoded) > self.config.max_operation_size:
             raise LocalSessionError("operation larger than max_operation_size")
         operation_id = self._next_operation_id
         self._next_operation_id += 1
-        self._queue.append(_Pending(operation_id, encoded))
+        queue.append(_Pending(operation_id, encoded))
+        if self._messages is None:
+            self._messages = {}
         self._messages[operation_id] = message
         return operation_id
 
@@ -273,13 +331,18 @@ class SecureChannel:
         """Queue a session control item (tickets reliable; probes and keep-alives not)."""
         self._require_open()
         if reliable or self.config.stream:
+            if self._reliable_control is None:
+                self._reliable_control = []
             self._reliable_control.append(item)
         else:
+            if self._unreliable_control is None:
+                self._unreliable_control = []
             self._unreliable_control.append(item)
 
     def take_unacknowledged(self) -> list[wire.Message]:
         """Messages not yet fully acknowledged, oldest first (to re-send after resumption)."""
-        return [self._messages[i] for i in sorted(self._messages)]
+        messages = self._messages
+        return [] if messages is None else [messages[i] for i in sorted(messages)]
 
     @property
     def idle(self) -> bool:
@@ -381,19 +444,23 @@ class SecureChannel:
 
     def _next_reliable(self, now: float) -> bytes | None:
         """Build the next new reliable record, or None when there is nothing to send."""
-        room = self._max_plaintext()
         if self._reliable_control:
-            items: list[ControlItem] = []
-            while self._reliable_control and len(items) < 4:
-                items.append(self._reliable_control.popleft())
+            items = self._reliable_control[:4]
+            del self._reliable_control[:4]
+            if not self._reliable_control:
+                self._reliable_control = None
             return self._send_reliable(
                 Fragment.WHOLE, Content.CONTROL, encode_control(items), (), now
             )
         if self._fragments:
-            position, piece, operation_id = self._fragments.popleft()
+            position, piece, operation_id = self._fragments.pop(0)
+            if not self._fragments:
+                self._fragments = None
             return self._send_reliable(position, Content.APPLICATION, piece, (operation_id,), now)
-        if not self._queue:
+        queue = self._queue
+        if not queue:
             return None
+        room = self._max_plaintext()
         parts: list[bytes] = []
         used = 0
         if self._ack_pending and self._ack_worth_sending():
@@ -401,30 +468,34 @@ class SecureChannel:
             parts.append(ack)
             used = len(ack)
         operations: list[int] = []
-        while self._queue and used + len(self._queue[0].encoded) <= room:
-            pending = self._queue.popleft()
+        while queue and used + len(queue[0].encoded) <= room:
+            pending = queue.popleft()
             parts.append(pending.encoded)
             used += len(pending.encoded)
             operations.append(pending.operation_id)
         if not operations:
-            pending = self._queue.popleft()
+            pending = queue.popleft()
             if len(pending.encoded) <= room:  # fits alone: send it without the ack
                 parts, operations = [pending.encoded], [pending.operation_id]
             else:
                 pieces = split(pending.encoded, room)
+                if self._records_left is None:
+                    self._records_left = {}
                 self._records_left[pending.operation_id] = len(pieces)
-                self._fragments.extend((pos, data, pending.operation_id) for pos, data in pieces)
-                position, piece, operation_id = self._fragments.popleft()
+                self._fragments = [(pos, data, pending.operation_id) for pos, data in pieces[1:]]
+                position, piece = pieces[0]
                 return self._send_reliable(
-                    position, Content.APPLICATION, piece, (operation_id,), now
+                    position, Content.APPLICATION, piece, (pending.operation_id,), now
                 )
-        elif parts and len(parts) > len(operations):
+        elif len(parts) > len(operations):
             self._clear_ack()
-        for operation_id in operations:
-            self._records_left[operation_id] = 1
         self.stats.operations_sent += len(operations)
         return self._send_reliable(
-            Fragment.WHOLE, Content.APPLICATION, b"".join(parts), tuple(operations), now
+            Fragment.WHOLE,
+            Content.APPLICATION,
+            parts[0] if len(parts) == 1 else b"".join(parts),
+            tuple(operations),
+            now,
         )
 
     def _clear_ack(self) -> None:
@@ -440,8 +511,7 @@ class SecureChannel:
             return []
         out: list[bytes] = []
         if self._unreliable_control:  # path probes first: small, and they unblock the 3x limit
-            items = list(self._unreliable_control)
-            self._unreliable_control.clear()
+            items, self._unreliable_control = self._unreliable_control, None
             out.append(self._unreliable(Content.CONTROL, encode_control(items), now))
         if self.protection.update_due():
             self.protection.update_send_key()
@@ -453,17 +523,20 @@ class SecureChannel:
                 self.protection.send_phase_confirmed = True
             self._first_sequence_of_phase = self._send.next_sequence
             self.stats.key_updates += 1
-            self._events.append(KeyUpdated(self.protection.send_phase))
-        while self._retransmit:
-            record = self._retransmit.popleft()
-            if record.sequence in self._send.records:
-                out.append(record.datagram)
-                self.stats.bytes_sent += len(record.datagram)
-        while self._send.has_room():
+            self._event(KeyUpdated(self.protection.send_phase))
+        if self._retransmit:
+            retransmit, self._retransmit = self._retransmit, None
+            for record in retransmit:
+                if record.sequence in self._send.records:
+                    out.append(record.datagram)
+                    self.stats.bytes_sent += len(record.datagram)
+        while (self._queue or self._fragments or self._reliable_control) and self._send.has_room():
             datagram = self._next_reliable(now)
             if datagram is None:
                 break
             out.append(datagram)
+        if self._queue is not None and not self._queue:
+            self._queue = None  # drained: an idle channel keeps no queue
         if self._ack_pending and self._ack_deadline is not None and self._ack_deadline <= now:
             if self._ack_worth_sending():
                 out.append(self._ack_only(now))
@@ -504,10 +577,17 @@ class SecureChannel:
         """The earliest time :meth:`handle_timeout` has work to do."""
         if self.state is not ChannelState.OPEN:
             return None
-        deadlines = [self._send.next_deadline(), self._ack_deadline, self._hold_deadline()]
-        if self.config.keepalive_interval is not None:
-            deadlines.append(self._last_sent + self.config.keepalive_interval)
-        return min((d for d in deadlines if d is not None), default=None)
+        deadline = self._send.next_deadline()
+        for candidate in (
+            self._ack_deadline,
+            self._hold_deadline(),
+            None
+            if self.config.keepalive_interval is None
+            else self._last_sent + self.config.keepalive_interval,
+        ):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        return deadline
 
     def handle_timeout(self, now: float) -> list[Event]:
         """Run expired timers: retransmissions (with back-off), keep-alives; returns events."""
@@ -524,7 +604,7 @@ class SecureChannel:
             self.state = ChannelState.CLOSED
             return [SessionClosed(ACKNOWLEDGEMENT_HOLD_EXPIRED)]
         if expired:
-            self._retransmit.extend(expired)
+            self._retransmit = expired if self._retransmit is None else self._retransmit + expired
             # The probe (RFC 9002 §6.2.4, RFC 9000 §8.1): a retransmission is a byte-for-byte
             # copy, which the peer must treat as a duplicate, so it neither moves a session to
             # a rebound address (only the newest record does, RFC 9000 §9.3) nor tells the peer
@@ -540,12 +620,16 @@ class SecureChannel:
         return self.take_events()
 
     def _hold_deadline(self) -> float | None:
-        oldest = next(iter(self._held.values()), None)
-        return None if oldest is None else oldest.since + self.max_acknowledgement_hold
+        if not self._held:
+            return None
+        oldest = next(iter(self._held.values()))
+        return oldest.since + self.max_acknowledgement_hold
 
     def release(self, receipt: int, now: float) -> None:
         """The operation that came with ``receipt`` is durable: once every operation of its
         record is, acknowledge the record at once. Unknown or repeated receipts are ignored."""
+        if self._receipts is None or self._held is None:
+            return
         held = self._receipts.pop(receipt, None)
         if held is None:
             return
@@ -553,14 +637,21 @@ class SecureChannel:
         if held.receipts:
             return
         del self._held[held.key]
+        if not self._held:  # nothing held any more: no tables
+            self._held = self._receipts = None
         self._receive.release(held.records)
         self._ack_pending = True
         self._ack_deadline = now
 
     def take_events(self) -> list[Event]:
         """Events produced while sending (acks processed, key updates)."""
-        events, self._events = self._events, []
-        return events
+        events, self._events = self._events, None
+        return events if events is not None else []
+
+    def _event(self, event: Event) -> None:
+        if self._events is None:
+            self._events = []
+        self._events.append(event)
 
     # ---- receiving -----------------------------------------------------------------------------
 
@@ -624,7 +715,8 @@ class SecureChannel:
                 self._ack_deadline = now
             elif self._ack_deadline is None:
                 self._ack_deadline = now + self.config.ack_delay
-        events.extend(self.take_events())
+        if self._events:
+            events.extend(self.take_events())
         return ReceiveResult(events, control, newest)
 
     def _advance_order(self, order: int) -> bool:
@@ -663,9 +755,7 @@ class SecureChannel:
         try:
             return self.codec.decode_sequence_untrusted(data)
         except wire.RemoteWireError as exc:
-            self.stats.drops["invalid_operations"] = (
-                self.stats.drops.get("invalid_operations", 0) + 1
-            )
+            self.stats.invalid_operations += 1
             events.append(OperationRejected(exc))
             return []
 
@@ -693,14 +783,18 @@ class SecureChannel:
                 return
             self._operations_received(ready.messages, (sequence,), events, now)
             return
+        if self._fragment_records is None:
+            self._fragment_records = []
         self._fragment_records.append(sequence)
+        if self._reassembler is None:
+            self._reassembler = Reassembler(max_operation_size=self.config.max_operation_size)
         try:
             operation = self._reassembler.add(ready.fragment, ready.plaintext)
         except RemoteSessionError:
             self._fail()
             raise
         if operation is not None:
-            records, self._fragment_records = tuple(self._fragment_records), []
+            records, self._fragment_records = tuple(self._fragment_records), None
             messages = self._decode_messages(operation, events)
             self._operations_received(messages, records, events, now)
 
@@ -725,6 +819,8 @@ class SecureChannel:
             self._receive.release(records)
             return
         held = _HeldRecords(min(receipts), records, receipts, now)
+        if self._held is None or self._receipts is None:
+            self._held, self._receipts = {}, {}
         self._held[held.key] = held
         for receipt in receipts:
             self._receipts[receipt] = held
@@ -751,38 +847,68 @@ class SecureChannel:
                     self._fail()
                     raise RemoteSessionError("operation in an unreliable record")
                 self._apply_ack(fields, now, events)
-        events.extend(self.take_events())
+        if self._events:
+            events.extend(self.take_events())
         return ReceiveResult(events, control, newest)
 
     def _apply_ack(
         self, fields: tuple[int, tuple[tuple[int, int], ...]], now: float, events: list[Event]
     ) -> None:
         cumulative, selective = self._send.reconstruct_ack(*fields)
-        for record in self._send.acknowledge(cumulative, selective, now, self._rtt):
+        acknowledged = self._send.acknowledge(cumulative, selective, now, self._rtt)
+        if not acknowledged:
+            return
+        records_left = self._records_left
+        for record in acknowledged:
             if record.sequence >= self._first_sequence_of_phase:
                 self.protection.send_phase_confirmed = True
             for operation_id in record.operation_ids:
-                left = self._records_left.get(operation_id, 1) - 1
-                if left > 0:
-                    self._records_left[operation_id] = left
-                    continue
-                self._records_left.pop(operation_id, None)
-                message = self._messages.pop(operation_id, None)
+                if records_left is not None and operation_id in records_left:
+                    left = records_left[operation_id] - 1
+                    if left > 0:
+                        records_left[operation_id] = left
+                        continue
+                    del records_left[operation_id]
+                message = self._messages.pop(operation_id, None) if self._messages else None
                 if message is not None:
                     events.append(OperationAcknowledged(operation_id, message))
+        if not self._messages:
+            self._messages = None  # every operation acknowledged
+        if records_left is not None and not records_left:
+            self._records_left = None
 
     def close(self) -> None:
         """Stop sending and receiving."""
         self.state = ChannelState.CLOSED
 
+    @property
+    def retransmission_count(self) -> int:
+        """Records sent again so far (what :meth:`statistics` reports, without the snapshot)."""
+        return self._send.retransmissions
+
+    @property
+    def records_held(self) -> int:
+        """Records received whose acknowledgement waits for a release."""
+        return self._receive.unreleased
+
     def statistics(self) -> ChannelStatistics:
         """A frozen snapshot of the counters."""
-        counters = {k: v for k, v in vars(self.stats).items() if k != "drops"}
+        stats = self.stats
         return ChannelStatistics(
+            records_sent=stats.records_sent,
+            records_received=stats.records_received,
             retransmissions=self._send.retransmissions,
+            acks_sent=stats.acks_sent,
+            operations_sent=stats.operations_sent,
+            operations_received=stats.operations_received,
+            duplicates=stats.duplicates,
+            bytes_sent=stats.bytes_sent,
+            key_updates=stats.key_updates,
+            holds_expired=stats.holds_expired,
             records_held=self._receive.unreleased,
-            drops=dict(self.stats.drops),
-            **counters,
+            drops=(
+                {"invalid_operations": stats.invalid_operations} if stats.invalid_operations else {}
+            ),
         )
 
     @property

@@ -30,6 +30,8 @@ def split(operation: bytes, max_fragment: int) -> list[tuple[Fragment, bytes]]:
 class Reassembler:
     """Joins in-order fragments back into one operation."""
 
+    __slots__ = ("_parts", "_size", "max_operation_size")
+
     def __init__(self, *, max_operation_size: int = DEFAULT_MAX_OPERATION_SIZE) -> None:
         self.max_operation_size = max_operation_size
         self._parts: list[bytes] | None = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict, deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 AMPLIFICATION_FACTOR = 3  # RFC 9000 §8.1
 DEFAULT_MAX_ADDRESSES = 65536  # addresses whose byte counts are remembered
@@ -32,7 +32,7 @@ PROBE_RESERVE = 64  # bytes of 3x budget kept for PATH_CHALLENGEs: two probes of
 MAX_OUTSTANDING_CHALLENGES = 3  # recent challenges whose response is still accepted
 
 
-@dataclass
+@dataclass(slots=True)
 class AddressState:
     """Bytes exchanged with one address, and whether it is validated."""
 
@@ -52,10 +52,15 @@ class AddressValidator:
         self._addresses: OrderedDict[Hashable, AddressState] = OrderedDict()
 
     def _state(self, address: Hashable) -> AddressState:
-        state = self._addresses.pop(address, None) or AddressState()
-        self._addresses[address] = state
-        while len(self._addresses) > self.max_addresses:
-            self._addresses.popitem(last=False)
+        """The state of ``address``, now the most recently used (created if unknown)."""
+        addresses = self._addresses
+        state = addresses.get(address)
+        if state is not None:
+            addresses.move_to_end(address)
+            return state
+        state = addresses[address] = AddressState()
+        while len(addresses) > self.max_addresses:
+            addresses.popitem(last=False)
         return state
 
     def received(self, address: Hashable, size: int) -> None:
@@ -73,9 +78,10 @@ class AddressValidator:
 
     def spend(self, address: Hashable, size: int) -> bool:
         """Count ``size`` bytes as sent to ``address`` if the limit allows; False sends nothing."""
-        if not self.may_send(address, size):
+        state = self._state(address)
+        if not (state.validated or state.sent + size <= self.factor * state.received):
             return False
-        self.sent(address, size)
+        state.sent += size
         return True
 
     def validate(self, address: Hashable) -> None:
@@ -96,16 +102,21 @@ class Admission(enum.Enum):
     DROPPED = "dropped"  # over the budget and the session's held queue is full
 
 
-@dataclass
+@dataclass(slots=True)
 class PathValidation:
-    """One session's path: outstanding challenges, their timer, and held-back datagrams."""
+    """One session's path: outstanding challenges, their timer, and held-back datagrams.
+
+    Every session has one and nearly all of them sit on a validated path for good, so the
+    challenges are a tuple (at most :data:`MAX_OUTSTANDING_CHALLENGES`, empty: the shared empty
+    tuple) and the held datagrams a queue created only when the 3x budget first holds one back.
+    """
 
     max_held: int = DEFAULT_MAX_HELD
-    challenges: deque[bytes] = field(default_factory=deque)
+    challenges: tuple[bytes, ...] = ()  # oldest first
     challenge_sent: float = 0.0
     interval: float = DEFAULT_CHALLENGE_INTERVAL  # doubles per unanswered challenge
     deadline: float | None = None  # next PATH_CHALLENGE while validation is pending
-    held: deque[bytes] = field(default_factory=deque)
+    held: deque[bytes] | None = None  # oldest first; None while nothing is held
 
     @property
     def pending(self) -> bool:
@@ -119,6 +130,8 @@ class PathValidation:
         """Decide whether ``datagram`` to ``address`` goes now, waits, or is dropped."""
         if budget.may_send(address, len(datagram) + self._reserve()):
             return Admission.SEND
+        if self.held is None:
+            self.held = deque()
         if len(self.held) < self.max_held:
             self.held.append(datagram)
             return Admission.HELD
@@ -126,15 +139,19 @@ class PathValidation:
 
     def next_releasable(self, budget: AddressValidator, address: Hashable) -> bytes | None:
         """The oldest held datagram if it now fits the budget (the caller sends it), else None."""
-        if self.held and budget.may_send(address, len(self.held[0]) + self._reserve()):
-            return self.held.popleft()
+        held = self.held
+        if held is None:
+            return None
+        if held and budget.may_send(address, len(held[0]) + self._reserve()):
+            datagram = held.popleft()
+            if not held:
+                self.held = None
+            return datagram
         return None
 
     def challenge(self, data: bytes, now: float) -> None:
         """Record a PATH_CHALLENGE sent with ``data``; back the timer off if one was unanswered."""
-        self.challenges.append(data)
-        while len(self.challenges) > MAX_OUTSTANDING_CHALLENGES:
-            self.challenges.popleft()
+        self.challenges = (*self.challenges, data)[-MAX_OUTSTANDING_CHALLENGES:]
         if self.deadline is not None:
             self.interval = min(MAX_CHALLENGE_INTERVAL, self.interval * 2)
         self.challenge_sent = now
@@ -169,11 +186,11 @@ class PathValidation:
 
     def moved(self) -> None:
         """The session moved to a new address: what was held and asked for the old one is void."""
-        self.held.clear()
+        self.held = None
         self.end()
 
     def end(self) -> None:
         """Stop validating: no challenge outstanding, timer off, back-off reset."""
-        self.challenges.clear()
+        self.challenges = ()
         self.deadline = None
         self.interval = DEFAULT_CHALLENGE_INTERVAL

@@ -134,6 +134,10 @@ class ProtectedRecord:
 Packet = HandshakePacket | ProtectedRecord
 
 
+_FRAGMENTS = tuple(Fragment)  # by value 0-3: a table, not an Enum call per record
+_CONTENTS = tuple(Content)  # by value, each below CONTROL + 1 once checked
+
+
 def parse_packet_untrusted(data: bytes, *, cid_length: int) -> Packet:
     """Parse one packet whose protected records carry a ``cid_length``-byte connection id.
 
@@ -163,8 +167,8 @@ def parse_packet_untrusted(data: bytes, *, cid_length: int) -> Packet:
     header = RecordHeader(
         key_phase=1 if first & KEY_PHASE_BIT else 0,
         unreliable=unreliable,
-        fragment=Fragment((first & FRAGMENT_MASK) >> FRAGMENT_SHIFT),
-        content=Content(content_value),
+        fragment=_FRAGMENTS[(first & FRAGMENT_MASK) >> FRAGMENT_SHIFT],
+        content=_CONTENTS[content_value],
         connection_id=bytes(data[1 : 1 + cid_length]),
         partial_sequence=bytes(data[1 + cid_length : header_end]),
     )

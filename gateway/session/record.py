@@ -103,7 +103,10 @@ def oscore_nonce(common_iv: bytes, id_piv: bytes, partial_iv: int) -> bytes:
     length = len(common_iv)
     padded_id = id_piv.rjust(length - 6, b"\x00")
     nonce = bytes([len(id_piv)]) + padded_id + partial_iv.to_bytes(5, "big")
-    return bytes(a ^ b for a, b in zip(nonce, common_iv, strict=True))
+    if len(nonce) != length:
+        raise ValueError(f"identifier of {len(id_piv)} bytes does not fit a {length}-byte nonce")
+    mixed = int.from_bytes(nonce, "big") ^ int.from_bytes(common_iv, "big")
+    return mixed.to_bytes(length, "big")
 
 
 def make_nonce(iv: bytes, space: int, sequence: int) -> bytes:

@@ -55,6 +55,8 @@ ACK_MODULUS = 1 << 16  # acks carry record numbers modulo 2^16 (docs/protocol.md
 class RttEstimator:
     """Round-trip estimate and retransmission timeout per RFC 6298 §2."""
 
+    __slots__ = ("rto", "rttvar", "srtt")
+
     def __init__(self, rng: random.Random, *, initial_rto: float = ACK_TIMEOUT) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
@@ -71,7 +73,7 @@ class RttEstimator:
         self.rto = min(MAX_RTO, max(MIN_RTO, self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)))
 
 
-@dataclass
+@dataclass(slots=True)
 class InFlight:
     """One sent, unacknowledged reliable record: its exact bytes are what a retransmission sends."""
 
@@ -84,7 +86,7 @@ class InFlight:
     transmissions: int = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class SendWindow:
     """Reliable records in flight, ordered by number."""
 
@@ -101,7 +103,10 @@ class SendWindow:
 
     def next_deadline(self) -> float | None:
         """Earliest retransmission deadline (records on a stream have none: ``math.inf``)."""
-        deadline = min((r.deadline for r in self.records.values()), default=math.inf)
+        deadline = math.inf
+        for record in self.records.values():
+            if record.deadline < deadline:
+                deadline = record.deadline
         return None if deadline == math.inf else deadline
 
     def due(self, now: float) -> list[InFlight]:
@@ -125,12 +130,12 @@ class SendWindow:
             covered = sequence < cumulative or any(a <= sequence <= b for a, b in selective)
             if covered:
                 acked.append(self.records.pop(sequence))
-        if cumulative > self.oldest_unacknowledged:
-            self.oldest_unacknowledged = min(cumulative, self.next_sequence)
         if self.records:
             self.oldest_unacknowledged = min(self.records)
         else:
             self.oldest_unacknowledged = self.next_sequence
+            if acked:
+                self.records = {}  # all acknowledged: drop the table the flight grew
         for record in acked:
             if record.transmissions == 1:
                 rtt.sample(now - record.first_sent)
@@ -154,7 +159,7 @@ class SendWindow:
         return full, ranges
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReceivedRecord:
     """A decrypted reliable record waiting for its turn."""
 
@@ -166,7 +171,14 @@ class ReceivedRecord:
 
 
 class ReceiveWindow:
-    """Reliable records received: in-order release, duplicate detection, ack generation."""
+    """Reliable records received: in-order release, duplicate detection, ack generation.
+
+    Its two collections are empty most of the time (a gap, or records awaiting their release):
+    both are shared empty placeholders until needed and again once drained, so an idle session
+    keeps no buffers.
+    """
+
+    __slots__ = ("_buffered", "_unreleased", "max_ranges", "next_expected", "receive_window")
 
     def __init__(
         self, *, receive_window: int = DEFAULT_RECEIVE_WINDOW, max_ranges: int = 4
@@ -174,18 +186,21 @@ class ReceiveWindow:
         self.receive_window = receive_window
         self.max_ranges = max_ranges
         self.next_expected = 0  # rcv_nxt
-        self._buffered: dict[int, ReceivedRecord] = {}
-        self._unreleased: set[int] = set()  # received, carrying operations not yet released
+        self._buffered: dict[int, ReceivedRecord] = {}  # above a gap (empty without loss)
+        # Received, carrying operations not yet released; None while there are none.
+        self._unreleased: set[int] | None = None
 
     @property
     def acknowledgement_base(self) -> int:
         """The cumulative number an ack may advertise: the lowest unreleased or missing record."""
-        return min(self._unreleased | {self.next_expected})
+        if self._unreleased:
+            return min(self.next_expected, min(self._unreleased))
+        return self.next_expected
 
     @property
     def unreleased(self) -> int:
         """How many received records wait for their release."""
-        return len(self._unreleased)
+        return len(self._unreleased) if self._unreleased else 0
 
     def classify(self, sequence: int) -> str:
         """``"new"``, ``"duplicate"`` or ``"beyond"`` (outside the receive window)."""
@@ -197,19 +212,29 @@ class ReceiveWindow:
 
     def hold(self, sequence: int) -> None:
         """Keep ``sequence`` out of every ack until :meth:`release`."""
+        if self._unreleased is None:
+            self._unreleased = set()
         self._unreleased.add(sequence)
 
     def release(self, sequences: tuple[int, ...]) -> None:
         """Let acks cover these records again."""
-        self._unreleased.difference_update(sequences)
+        if self._unreleased is not None:
+            self._unreleased.difference_update(sequences)
+            if not self._unreleased:
+                self._unreleased = None
 
     def add(self, sequence: int, record: ReceivedRecord) -> list[tuple[int, ReceivedRecord]]:
         """Store a new record; return the records now deliverable in order, with their numbers."""
+        if sequence == self.next_expected and not self._buffered:  # in order, no gap: the norm
+            self.next_expected += 1
+            return [(sequence, record)]
         self._buffered[sequence] = record
         ready: list[tuple[int, ReceivedRecord]] = []
         while self.next_expected in self._buffered:
             ready.append((self.next_expected, self._buffered.pop(self.next_expected)))
             self.next_expected += 1
+        if not self._buffered:
+            self._buffered = {}  # the gap closed: drop the table it grew
         return ready
 
     def has_gap(self) -> bool:
@@ -220,10 +245,13 @@ class ReceiveWindow:
         """``(cumulative mod 2^16, selective ranges as offsets above it)`` for the wire Ack."""
         base = self.acknowledgement_base
         cumulative = base % ACK_MODULUS
+        unreleased = self._unreleased or ()
+        if not unreleased and not self._buffered:
+            return cumulative, ()  # nothing above the cumulative number: no ranges
         received = [*range(base + 1, self.next_expected), *sorted(self._buffered)]
         ranges: list[tuple[int, int]] = []
         for sequence in received:
-            if sequence in self._unreleased:
+            if sequence in unreleased:
                 continue
             if ranges and ranges[-1][1] == sequence - 1:
                 ranges[-1] = (ranges[-1][0], sequence)

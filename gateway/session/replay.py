@@ -7,18 +7,28 @@ record was successfully decrypted, so a forged record can never move the window.
 
 from __future__ import annotations
 
+from functools import cache
+
 from gateway.session.errors import LocalSessionError
 
 DEFAULT_REPLAY_WINDOW = 128  # records; RFC 8613 asks for at least 32, the issue for 64
 
 
+@cache
+def _mask(size: int) -> int:
+    return (1 << size) - 1
+
+
 class ReplayWindow:
     """Which sequence numbers have already been accepted."""
+
+    __slots__ = ("_bitmap", "_mask", "highest", "size")
 
     def __init__(self, size: int = DEFAULT_REPLAY_WINDOW) -> None:
         if size < 64:
             raise LocalSessionError("replay window must hold at least 64 numbers")
         self.size = size
+        self._mask = _mask(size)  # shared by every window of this size
         self.highest = -1
         self._bitmap = 0  # bit i set: highest - i was accepted
 
@@ -39,7 +49,7 @@ class ReplayWindow:
         """Record ``sequence`` as accepted (after successful decryption only)."""
         if sequence > self.highest:
             shift = sequence - self.highest
-            self._bitmap = ((self._bitmap << shift) | 1) & ((1 << self.size) - 1)
+            self._bitmap = ((self._bitmap << shift) | 1) & self._mask if shift < self.size else 1
             self.highest = sequence
         else:
             self._bitmap |= 1 << (self.highest - sequence)

@@ -44,7 +44,6 @@ Theory of operation (in the spirit of TLS 1.3 PSK resumption, RFC 8446 §2.2, ma
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -52,9 +51,7 @@ from typing import Any
 
 import cbor2
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.session.errors import DropReason, LocalSessionError, PacketError, RemoteSessionError
 from gateway.session.packets import HandshakeKind, HandshakePacket
@@ -88,7 +85,7 @@ class TicketRejectedError(RemoteSessionError):
 
 
 def _hmac(key: bytes, *parts: bytes) -> bytes:
-    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+    return hmac.digest(key, b"".join(parts), "sha256")
 
 
 def _ticket_nonce(key_id: int, serial: int) -> bytes:
@@ -402,10 +399,7 @@ def rejected_proof(request: ResumeRequest, resumption_secret: bytes) -> bytes:
 def resumed_master_secret(
     resumption_secret: bytes, device_nonce: bytes, gateway_nonce: bytes
 ) -> bytes:
-    """The master secret of a resumed session (HKDF, RFC 5869)."""
-    return HKDF(
-        hashes.SHA256(),
-        32,
-        salt=device_nonce + gateway_nonce,
-        info=b"impp-session resumed master",
-    ).derive(resumption_secret)
+    """The master secret of a resumed session: HKDF-SHA-256 (RFC 5869), 32 bytes, so one block
+    of HKDF-Expand, computed with the standard library's one-shot HMAC."""
+    prk = hmac.digest(device_nonce + gateway_nonce, resumption_secret, "sha256")
+    return hmac.digest(prk, b"impp-session resumed master\x01", "sha256")

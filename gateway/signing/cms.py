@@ -24,6 +24,7 @@ import enum
 import hashlib
 import hmac
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -148,10 +149,6 @@ def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     return context.finalize()
 
 
-def _attribute(oid: str, value: bytes) -> bytes:
-    return der.encode_sequence(der.encode_oid(oid), der.encode_set_of([value]))
-
-
 # ---------------------------------------------------------------------------------------------
 # Trust and results
 
@@ -240,6 +237,56 @@ class VerifiedSignature:
 # Signing
 
 
+@dataclass(frozen=True)
+class _SignerTemplate:
+    """The parts of a SignedData that depend only on the signer's certificates, encoded once."""
+
+    issuer_and_serial: bytes
+    certificates: bytes  # the [0] IMPLICIT SET OF Certificate field
+
+
+_SIGNER_TEMPLATE_CACHE_SIZE = 4096  # signers whose encoded parts are kept (~1.5 KB each)
+_signer_templates: OrderedDict[tuple[x509.Certificate, ...], _SignerTemplate] = OrderedDict()
+
+# Constant DER pieces of every signature this module writes.
+_SHA256_ALGORITHM = der.encode_sequence(der.encode_oid(OID_SHA256))  # RFC 5754 §2: no parameters
+_ECDSA_SHA256_ALGORITHM = der.encode_sequence(der.encode_oid(OID_ECDSA_WITH_SHA256))
+_CONTENT_TYPE_DATA = der.encode_sequence(der.encode_oid(OID_DATA))
+_DIGEST_ALGORITHMS = der.encode_set_of([_SHA256_ALGORITHM])
+_VERSION_1 = der.encode_integer(1)
+_SIGNED_DATA_OID = der.encode_oid(OID_SIGNED_DATA)
+_CONTENT_TYPE_ATTRIBUTE_TYPE = der.encode_oid(OID_CONTENT_TYPE)
+_SIGNING_TIME_ATTRIBUTE_TYPE = der.encode_oid(OID_SIGNING_TIME)
+_MESSAGE_DIGEST_ATTRIBUTE_TYPE = der.encode_oid(OID_MESSAGE_DIGEST)
+_CONTENT_TYPE_ATTRIBUTE = der.encode_sequence(
+    _CONTENT_TYPE_ATTRIBUTE_TYPE, der.encode_set_of([der.encode_oid(OID_DATA)])
+)
+
+
+def _signer_template(certificates: tuple[x509.Certificate, ...]) -> _SignerTemplate:
+    """The encoded issuerAndSerialNumber and certificates of a signer, from a bounded cache.
+
+    Certificates are immutable values, so an entry never goes stale: a renewed credential has
+    another certificate and gets its own entry; the least recently used entries are dropped.
+    """
+    template = _signer_templates.get(certificates)
+    if template is not None:
+        _signer_templates.move_to_end(certificates)
+        return template
+    certificate = certificates[0]
+    encoded = [c.public_bytes(serialization.Encoding.DER) for c in certificates]
+    template = _SignerTemplate(
+        issuer_and_serial=der.encode_sequence(
+            certificate.issuer.public_bytes(), der.encode_integer(certificate.serial_number)
+        ),
+        certificates=der.encode_set_of(dict.fromkeys(encoded), tag=0xA0),
+    )
+    _signer_templates[certificates] = template
+    if len(_signer_templates) > _SIGNER_TEMPLATE_CACHE_SIZE:
+        _signer_templates.popitem(last=False)
+    return template
+
+
 def sign_detached(
     content: bytes,
     *,
@@ -250,42 +297,42 @@ def sign_detached(
 ) -> bytes:
     """DER CMS ContentInfo(SignedData) signing ``content`` (detached; RFC 5652 §5, RFC 5753).
 
-    ``content`` is signed exactly as given; :func:`sign_multipart` canonicalizes it first.
+    ``content`` is signed exactly as given; :func:`sign_multipart` canonicalizes it first. What
+    depends only on the certificates is encoded once per signer (:func:`_signer_template`); the
+    key is checked against the certificate at every call.
     """
     if certificate.public_key() != private_key.public_key():
         raise SignatureError("the private key does not match the certificate", remote=False)
+    template = _signer_template((certificate, *chain))
     digest = hashlib.sha256(content).digest()
     moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
     attributes = [
-        _attribute(OID_CONTENT_TYPE, der.encode_oid(OID_DATA)),
-        _attribute(OID_SIGNING_TIME, der.encode_time(moment)),
-        _attribute(OID_MESSAGE_DIGEST, der.encode(0x04, digest)),
+        _CONTENT_TYPE_ATTRIBUTE,
+        der.encode_sequence(
+            _SIGNING_TIME_ATTRIBUTE_TYPE, der.encode(0x31, der.encode_time(moment))
+        ),
+        der.encode_sequence(
+            _MESSAGE_DIGEST_ATTRIBUTE_TYPE, der.encode(0x31, der.encode(0x04, digest))
+        ),
     ]
-    signed_attributes = der.encode_set_of(
-        attributes
-    )  # RFC 5652 §5.4: signed as a SET OF (tag 0x31)
+    signed_attributes = der.encode_set_of(attributes)  # RFC 5652 §5.4: signed as a SET OF
     signature = private_key.sign(signed_attributes, ec.ECDSA(hashes.SHA256()))
-    sha256 = der.encode_sequence(der.encode_oid(OID_SHA256))  # RFC 5754 §2: parameters absent
-    issuer_and_serial = der.encode_sequence(
-        certificate.issuer.public_bytes(), der.encode_integer(certificate.serial_number)
-    )
     signer_info = der.encode_sequence(
-        der.encode_integer(1),
-        issuer_and_serial,
-        sha256,
+        _VERSION_1,
+        template.issuer_and_serial,
+        _SHA256_ALGORITHM,
         b"\xa0" + signed_attributes[1:],  # [0] IMPLICIT
-        der.encode_sequence(der.encode_oid(OID_ECDSA_WITH_SHA256)),
+        _ECDSA_SHA256_ALGORITHM,
         der.encode(0x04, signature),
     )
-    certificates = [c.public_bytes(serialization.Encoding.DER) for c in (certificate, *chain)]
     signed_data = der.encode_sequence(
-        der.encode_integer(1),
-        der.encode_set_of([sha256]),
-        der.encode_sequence(der.encode_oid(OID_DATA)),
-        der.encode_set_of(dict.fromkeys(certificates), tag=0xA0),
-        der.encode_set_of([signer_info]),
+        _VERSION_1,
+        _DIGEST_ALGORITHMS,
+        _CONTENT_TYPE_DATA,
+        template.certificates,
+        der.encode(0x31, signer_info),  # a SET OF one element
     )
-    return der.encode_sequence(der.encode_oid(OID_SIGNED_DATA), der.encode(0xA0, signed_data))
+    return der.encode_sequence(_SIGNED_DATA_OID, der.encode(0xA0, signed_data))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,8 +32,17 @@ def restrict_file_modes(path: Path) -> None:
 
 
 def create_secret_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 unless it exists (an existing file is not loosened)."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, SECRET_FILE_MODE)
+    """Create ``path`` empty with mode 0600 unless it exists (an existing file is not loosened).
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's included, and a process whose locks are gone looks
+    absent to the others; the last of them to close would then delete the write-ahead log this
+    process is still writing to (tests/store/test_two_processes.py).
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, SECRET_FILE_MODE)
+    except FileExistsError:
+        return
     os.close(fd)
 
 

@@ -13,7 +13,7 @@ would.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from gateway.store.records import (
@@ -133,6 +133,12 @@ class GatewayStore(Protocol):
         """How many items are queued for the device (expired or not)."""
         ...
 
+    async def device_queue_summary(self, *, now: float) -> Mapping[bytes, tuple[int, float | None]]:
+        """Every device with queued items: how many (expired or not, as
+        :meth:`device_queue_length`) and when its oldest unexpired one was enqueued (None if all
+        have expired), in one read (the service samples every device's queue each second)."""
+        ...
+
     # -- the to-upstream queue --------------------------------------------------------------
     async def enqueue_upstream(
         self, account_jid: str, device_message_id: bytes, payload: bytes, *, now: float
@@ -151,12 +157,17 @@ class GatewayStore(Protocol):
         *,
         now: float,
         remember_until: float,
+        generation: int = 0,
     ) -> EnqueuedUpstream:
         """A device's message for the account, exactly once: in one transaction, queue it
-        under ``queue_id`` and remember ``device_message_id`` for the device until
-        ``remember_until`` (as :meth:`remember_device_message`). DUPLICATE if it is queued
-        already or the id is remembered (sent before, even by an earlier process); OVERFLOW
-        if the account's queue is full (nothing written)."""
+        under ``queue_id`` (``queue_id/N`` for the id's generation N > 0) and remember
+        ``device_message_id`` for the device until ``remember_until`` (as
+        :meth:`remember_device_message`). DUPLICATE if it is queued already or the id is
+        remembered and not released (sent before, even by an earlier process); OVERFLOW if the
+        account's queue is full (nothing written). An id released
+        (:meth:`release_device_message`) is accepted again only with a ``generation`` above
+        the released one; offered with a lower one, the answer is DUPLICATE with ``released``
+        and the generation to offer it with (see :class:`EnqueuedUpstream`)."""
         ...
 
     async def set_upstream_state(
@@ -179,7 +190,14 @@ class GatewayStore(Protocol):
     async def remember_device_message(
         self, device_kid: bytes, message_id: bytes, *, expires_at: float
     ) -> bool:
-        """Record a device message id; False if it was already recorded (a retransmission)."""
+        """Record a device message id; False if it was already recorded and not released
+        (a retransmission). Recording a released id accepts it again, one generation up."""
+        ...
+
+    async def release_device_message(self, device_kid: bytes, message_id: bytes) -> bool:
+        """The device may use ``message_id`` again (its final DeliveryReport was acknowledged):
+        it is no longer a duplicate; its generation is kept until the id expires. Durable and
+        idempotent: False if the id was not recorded or already released."""
         ...
 
     async def remember_stanza_id(

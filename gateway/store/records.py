@@ -127,11 +127,18 @@ class EnqueuedUpstream:
     """What :meth:`~gateway.store.GatewayStore.enqueue_upstream_once` did with a device's
     message: ``result`` QUEUED (``seq`` is its place), DUPLICATE (the device sent this id
     before: ``queued`` if it still waits in the queue, else it already left it, acknowledged by
-    the server) or OVERFLOW (nothing stored, nothing remembered)."""
+    the server) or OVERFLOW (nothing stored, nothing remembered).
+
+    ``generation`` is the acceptance of the id the answer is about (0 for its first): the one
+    queued, or for a DUPLICATE the one accepted before. ``released`` (with DUPLICATE): the id
+    was released after its final report and may be accepted again, as ``generation``; nothing
+    was written, and the message is to be offered again with that generation's stanza id."""
 
     result: EnqueueResult
     seq: int | None
     queued: bool
+    generation: int = 0
+    released: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ refused rather than guessed at. Each migration is tested from the version before
 - v2: coalescing: a ``coalesce_key`` column on the to-device queue with a unique index per
   (device, key), so a contact's new presence replaces its queued one; per-key expiry indexes for
   the bounded de-duplication ids and the pruning sweeps.
+- v3: reusable device message ids: ``generation`` and ``released`` columns on
+  ``seen_device_messages``. An id is released once the device acknowledged its final
+  DeliveryReport; accepting it again bumps its generation, so each acceptance gets its own
+  stanza id and origin-id (rows from v2 are generation 0, not released: their ids are unchanged).
 """
 
 from __future__ import annotations
@@ -114,7 +118,14 @@ _V2: Sequence[str] = (
     "CREATE INDEX replay_memory_by_expiry ON replay_memory (expires_at)",
 )
 
-MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2)
+_V3: Sequence[str] = (
+    "ALTER TABLE seen_device_messages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (generation >= 0)",
+    "ALTER TABLE seen_device_messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (released IN (0, 1))",
+)
+
+MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2, _V3)
 """``MIGRATIONS[k]`` takes a database from version k to version k+1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,7 +13,7 @@ import collections
 import functools
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -218,6 +218,9 @@ class SqliteStore:
     async def device_queue_length(self, device_kid: bytes) -> int:
         return await self._read(functools.partial(ops.device_queue_length, device_kid=device_kid))
 
+    async def device_queue_summary(self, *, now: float) -> Mapping[bytes, tuple[int, float | None]]:
+        return await self._read(functools.partial(ops.device_queue_summary, now=now))
+
     # -- the to-upstream queue --------------------------------------------------------------
     async def enqueue_upstream(
         self, account_jid: str, device_message_id: bytes, payload: bytes, *, now: float
@@ -243,6 +246,7 @@ class SqliteStore:
         *,
         now: float,
         remember_until: float,
+        generation: int = 0,
     ) -> EnqueuedUpstream:
         return await self._write(
             functools.partial(
@@ -255,6 +259,7 @@ class SqliteStore:
                 payload=payload,
                 now=now,
                 remember_until=remember_until,
+                generation=generation,
             )
         )
 
@@ -292,6 +297,13 @@ class SqliteStore:
                 device_kid=device_kid,
                 message_id=message_id,
                 expires_at=expires_at,
+            )
+        )
+
+    async def release_device_message(self, device_kid: bytes, message_id: bytes) -> bool:
+        return await self._write(
+            functools.partial(
+                ops.release_device_message, device_kid=device_kid, message_id=message_id
             )
         )
 

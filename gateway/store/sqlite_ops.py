@@ -247,6 +247,24 @@ def device_queue_length(connection: sqlite3.Connection, device_kid: bytes) -> in
     return _integer(row[0])
 
 
+def device_queue_summary(
+    connection: sqlite3.Connection, now: float
+) -> dict[bytes, tuple[int, float | None]]:
+    """Every device with a queue: (items, expired or not; enqueued_at of its first unexpired)."""
+    rows = connection.execute(
+        "SELECT s.device_kid, s.depth, q.enqueued_at FROM ("
+        " SELECT device_kid, COUNT(*) AS depth,"
+        " MIN(CASE WHEN expires_at IS NULL OR expires_at > ? THEN seq END) AS first"
+        " FROM device_queue GROUP BY device_kid"
+        ") AS s LEFT JOIN device_queue AS q ON q.seq = s.first",
+        (now,),
+    ).fetchall()
+    return {
+        bytes(kid): (_integer(depth), None if oldest is None else float(oldest))
+        for kid, depth, oldest in rows
+    }
+
+
 def enqueue_to_device(
     connection: sqlite3.Connection,
     limits: Limits,
@@ -348,6 +366,21 @@ def enqueue_upstream(
     return EnqueueResult.QUEUED
 
 
+def upstream_entry_id(queue_id: bytes, generation: int) -> bytes:
+    """The queue entry's id of a device message id's ``generation``-th acceptance: ``queue_id``
+    for the first (so entries from before generations existed keep theirs), then ``/N``."""
+    return queue_id if generation == 0 else b"%s/%d" % (queue_id, generation)
+
+
+def _upstream_queued(connection: sqlite3.Connection, account_jid: str, entry_id: bytes) -> bool:
+    return bool(
+        connection.execute(
+            "SELECT 1 FROM upstream_queue WHERE account_jid = ? AND device_message_id = ?",
+            (account_jid, entry_id),
+        ).fetchone()
+    )
+
+
 def enqueue_upstream_once(
     connection: sqlite3.Connection,
     limits: Limits,
@@ -358,31 +391,51 @@ def enqueue_upstream_once(
     payload: bytes,
     now: float,
     remember_until: float,
+    generation: int = 0,
 ) -> EnqueuedUpstream:
-    """Queue and remember in one transaction, so neither is ever without the other."""
-    if connection.execute(
-        "SELECT 1 FROM upstream_queue WHERE account_jid = ? AND device_message_id = ?",
-        (account_jid, queue_id),
-    ).fetchone():
-        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=True)
-    if connection.execute(
-        "SELECT 1 FROM seen_device_messages WHERE device_kid = ? AND message_id = ?",
+    """Queue and remember in one transaction, so neither is ever without the other.
+
+    An id remembered and not released is a DUPLICATE of its accepted generation. A released id
+    is accepted again only as a generation above the released one (the payload's stanza id is
+    made for it): offered with a lower one, nothing is written and the answer names the
+    generation to offer it with (``released``).
+    """
+    seen = connection.execute(
+        "SELECT generation, released FROM seen_device_messages "
+        "WHERE device_kid = ? AND message_id = ?",
         (device_kid, device_message_id),
-    ).fetchone():
-        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=False)
+    ).fetchone()
+    if seen is not None and not _integer(seen[1]):
+        accepted = _integer(seen[0])
+        queued = _upstream_queued(connection, account_jid, upstream_entry_id(queue_id, accepted))
+        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=queued, generation=accepted)
+    if seen is not None and generation <= _integer(seen[0]):
+        return EnqueuedUpstream(
+            EnqueueResult.DUPLICATE,
+            None,
+            queued=False,
+            generation=_integer(seen[0]) + 1,
+            released=True,
+        )
+    entry_id = upstream_entry_id(queue_id, generation)
+    if _upstream_queued(connection, account_jid, entry_id):
+        # Queued, its id no longer remembered (gone past the per-device bound).
+        return EnqueuedUpstream(EnqueueResult.DUPLICATE, None, queued=True, generation=generation)
     row = connection.execute(
         "SELECT COUNT(*) FROM upstream_queue WHERE account_jid = ?", (account_jid,)
     ).fetchone()
     if _integer(row[0]) >= limits.max_upstream_queue:
-        return EnqueuedUpstream(EnqueueResult.OVERFLOW, None, queued=False)
+        return EnqueuedUpstream(EnqueueResult.OVERFLOW, None, queued=False, generation=generation)
     cursor = connection.execute(
         "INSERT INTO upstream_queue (account_jid, device_message_id, payload, state, "
         "enqueued_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
-        (account_jid, queue_id, payload, now, now),
+        (account_jid, entry_id, payload, now, now),
     )
     seq = cursor.lastrowid
-    remember_device_message(connection, limits, device_kid, device_message_id, remember_until)
-    return EnqueuedUpstream(EnqueueResult.QUEUED, seq, queued=True)
+    _accept_device_message(
+        connection, limits, device_kid, device_message_id, remember_until, generation
+    )
+    return EnqueuedUpstream(EnqueueResult.QUEUED, seq, queued=True, generation=generation)
 
 
 def set_upstream_state(
@@ -443,13 +496,33 @@ def remember_device_message(
     message_id: bytes,
     expires_at: float,
 ) -> bool:
-    cursor = connection.execute(
-        "INSERT INTO seen_device_messages (device_kid, message_id, expires_at) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        (device_kid, message_id, expires_at),
-    )
-    if cursor.rowcount != 1:
+    row = connection.execute(
+        "SELECT generation, released FROM seen_device_messages "
+        "WHERE device_kid = ? AND message_id = ?",
+        (device_kid, message_id),
+    ).fetchone()
+    if row is not None and not _integer(row[1]):
         return False
+    generation = 0 if row is None else _integer(row[0]) + 1
+    _accept_device_message(connection, limits, device_kid, message_id, expires_at, generation)
+    return True
+
+
+def _accept_device_message(
+    connection: sqlite3.Connection,
+    limits: Limits,
+    device_kid: bytes,
+    message_id: bytes,
+    expires_at: float,
+    generation: int,
+) -> None:
+    """Remember the id as accepted (not released) in ``generation``, until ``expires_at``."""
+    connection.execute(
+        "INSERT INTO seen_device_messages (device_kid, message_id, expires_at, generation, "
+        "released) VALUES (?, ?, ?, ?, 0) ON CONFLICT (device_kid, message_id) DO UPDATE SET "
+        "expires_at = excluded.expires_at, generation = excluded.generation, released = 0",
+        (device_kid, message_id, expires_at, generation),
+    )
     # Bounded per device: past the bound, the ids closest to expiry go first.
     connection.execute(
         "DELETE FROM seen_device_messages WHERE device_kid = ?1 AND expires_at <= (SELECT "
@@ -457,7 +530,18 @@ def remember_device_message(
         "LIMIT 1 OFFSET ?2)",
         (device_kid, limits.max_seen_per_key),
     )
-    return True
+
+
+def release_device_message(
+    connection: sqlite3.Connection, device_kid: bytes, message_id: bytes
+) -> bool:
+    """The device may use the id again: keep only its generation (until the row expires)."""
+    cursor = connection.execute(
+        "UPDATE seen_device_messages SET released = 1 "
+        "WHERE device_kid = ? AND message_id = ? AND released = 0",
+        (device_kid, message_id),
+    )
+    return cursor.rowcount == 1
 
 
 def remember_stanza_id(

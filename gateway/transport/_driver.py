@@ -5,11 +5,14 @@ Adapters call :meth:`CoreDriver.receive` for each datagram or deframed packet, a
 :meth:`CoreDriver.run_timers` in a task; :meth:`CoreDriver.send_operation` queues an operation
 and wakes that task; :meth:`CoreDriver.release_operation` tells the core an operation is durable
 and wakes that task, which sends the acknowledgement that became due (one for every release made
-before it ran). Every input tells the timer task that the
-core's next deadline may have moved (:class:`~gateway.deadlines.DeadlineTimer`), so a timer set by
-a received packet (the acknowledgement due ``ack_delay`` later) fires on time. Outgoing datagrams
-go to the adapter's ``route`` callback; events go to a bounded channel that the application reads
-(a full channel makes the receive loop wait: backpressure, not loss).
+before it ran). After every input the driver compares the core's next deadline with the one the
+timer task sleeps toward (:class:`~gateway.deadlines.DeadlineTimer`) and makes it re-read only
+when the new one is earlier, so a timer set by a received packet (the acknowledgement due
+``ack_delay`` later) fires on time, and a packet that moves no deadline earlier costs the timer
+task no wake-up (a later deadline needs none: the sleeper wakes at the old one, finds nothing due
+and reads the new one). Outgoing datagrams go to the adapter's ``route`` callback; events go to a
+bounded channel that the application reads (a full channel makes the receive loop wait:
+backpressure, not loss); while the channel has room they are handed over without a checkpoint.
 
 A packet whose handling raises anything but the core's own drop (a bug: the core is meant to be
 total) is dropped and counted as ``internal_error``, a timer run that raises as
@@ -80,7 +83,8 @@ class CoreDriver:
     ) -> None:
         self.core = core
         self._route = route
-        self._timer = DeadlineTimer(core.next_deadline)
+        self._timer = DeadlineTimer(self._deadline_for_timer)
+        self._armed: float | None = None  # the deadline the timer task last read
         self._event_send, self.events = trio.open_memory_channel[DeviceSessionEvent](event_queue)
         self._pending_events: deque[DeviceSessionEvent] = deque()
         self._delivering = trio.StrictFIFOLock()  # one task hands events over at a time
@@ -94,6 +98,17 @@ class CoreDriver:
         # While it runs, nothing is sent from any task.
         self.send_gate: Callable[[], Awaitable[None]] | None = None
         self._gated = False
+
+    def _deadline_for_timer(self) -> float | None:
+        """The core's next deadline, remembered as the one the timer task now sleeps toward."""
+        self._armed = self.core.next_deadline()
+        return self._armed
+
+    def _deadline_may_have_moved(self) -> None:
+        """Make the timer task re-read the deadline if the core's is now earlier than its own."""
+        deadline = self.core.next_deadline()
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            self._timer.reschedule()
 
     def count_drop(self, reason: str) -> None:
         """Count a datagram the adapter dropped before the core saw it."""
@@ -110,7 +125,7 @@ class CoreDriver:
             try:
                 self.core.receive_datagram(data, address, trio.current_time())
             finally:
-                self._timer.reschedule()  # the packet may have set a timer (an ack due soon)
+                self._deadline_may_have_moved()  # the packet may have set one (an ack due soon)
             await self.flush()
 
     def send_operation(self, connection_id: bytes, message: wire.Message) -> int:
@@ -150,6 +165,21 @@ class CoreDriver:
         self._pending_events.extend(
             DeviceSessionEvent(connection_id, event) for connection_id, event in self.core.events()
         )
+        if not self._pending_events:
+            return
+        if not self._delivering.locked():
+            # Nobody waits on a full channel: hand over what fits now, in order, without a
+            # checkpoint (the receive and timer loops make their own).
+            while self._pending_events:
+                try:
+                    self._event_send.send_nowait(self._pending_events[0])
+                except trio.WouldBlock:
+                    break
+                except trio.ClosedResourceError:
+                    self.count_drop("event_after_close")
+                self._pending_events.popleft()
+            if not self._pending_events:
+                return
         async with self._delivering:
             while self._pending_events:
                 try:

@@ -1,13 +1,17 @@
 """Encoding and decoding of wire messages: dataclass <-> integer-keyed CBOR map <-> bytes.
 
 Theory of operation (docs/protocol.md, "Message encoding"). A message is one CBOR item in the
-deterministic encoding of RFC 8949 §4.2.1: either a map whose key 0 holds the message type, or - the
-one compact form - a bare unsigned integer, which is a cumulative-only :class:`Ack` (so an ack costs
-1-3 bytes up to 65535). Field keys are small integers; a non-negative key the receiver does not know
-makes the message invalid (critical), a negative key it does not know is ignored (elective), so
-later versions can add both kinds of field. Optional fields are omitted when they hold their
-default, and writing a default out is rejected as non-deterministic: each message value has exactly
-one encoding.
+deterministic encoding of RFC 8949 §4.2.1: a map whose key 0 holds the message type, or one of the
+two compact forms, where the CBOR major type stands for the message type: a bare unsigned integer
+is a cumulative-only :class:`Ack` (so an ack costs 1-3 bytes up to 65535), and a 3-item array
+``[id, to, text]`` is a text :class:`SendMessage` that wants its report (5 bytes below its map:
+the type and three keys). Field keys are small integers; a non-negative key the receiver does not
+know makes the message invalid (critical), a negative key it does not know is ignored (elective),
+so later versions can add both kinds of field. Optional fields are omitted when they hold their
+default, and writing a default out is rejected as non-deterministic: each message value has
+exactly one encoding in each form. A cumulative-only Ack has only its compact form; a SendMessage
+that fits the compact form may also come as a map (devices built before the compact form send
+that), and its ``compact`` flag records which, so that re-encoding reproduces the received bytes.
 
 Decoding is total: :func:`decode_untrusted` returns a message or raises :class:`RemoteWireError`
 (whose code says what is wrong with the bytes; a non-bytes argument is the caller's
@@ -32,6 +36,7 @@ from gateway.wire.messages import (
     Ack,
     Contact,
     Message,
+    SendMessage,
     TextContent,
 )
 
@@ -150,8 +155,17 @@ def _to_cbor(message: Message) -> CborValue:
     compiled = _table_of(message)
     if isinstance(message, Ack) and not message.selective:
         return message.cumulative  # the compact form: a bare unsigned integer
+    if isinstance(message, SendMessage) and message.compact:
+        return _compact_send_message(message)
     message_type, table = compiled
     return _declared_map(message, table, {TYPE_KEY: message_type})
+
+
+def _compact_send_message(message: SendMessage) -> CborValue:
+    """The compact form ``[id, to, text]`` (docs/protocol.md §6.4); ``compact`` says it fits."""
+    content = message.content
+    assert isinstance(content, TextContent)  # SendMessage clears ``compact`` for anything else
+    return [message.id, message.to, content.text]
 
 
 def encode(message: Message, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:

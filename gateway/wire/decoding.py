@@ -2,14 +2,15 @@
 
 Theory of operation (docs/protocol.md, Sections 4.3-4.5 and 6). The strict CBOR reader (cbor.py)
 has already refused what is not deterministic CBOR of the protocol's subset; here a bare unsigned
-integer becomes a compact Ack and a map is read, field by declared field (fields.py), for its key-0
-message type. Each read checks the CBOR type exactly (``true`` is not 1) and refuses a default
-written out; afterwards a non-negative key the message does not declare is an unknown critical
-field, a negative one an elective field, ignored. The declaration is compiled once per class at
-import (:func:`_compile`): a tuple of (attribute, key, reader function, default, enum members), so
-decoding a message does no metadata lookups. The dataclass constructors check ranges and
-cross-field rules; their :class:`LocalWireError` becomes a :class:`RemoteWireError` here: the
-values came from the peer.
+integer becomes a compact Ack, a 3-item array a compact SendMessage (its items read as the map keys
+1, 2 and 3 would be, so both forms fail alike), and a map is read, field by declared field
+(fields.py), for its key-0 message type. Each read checks the CBOR type exactly (``true`` is
+not 1) and refuses a default written out; afterwards a non-negative key the message does not
+declare is an unknown critical field, a negative one an elective field, ignored. The
+declaration is compiled once per class at import (:func:`_compile`): a tuple of (attribute, key,
+reader function, default, enum members), so decoding a message does no metadata lookups. The
+dataclass constructors check ranges and cross-field rules; their :class:`LocalWireError` becomes a
+:class:`RemoteWireError` here: the values came from the peer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gateway.wire.messages import (
     Contact,
     Message,
     MimeContent,
+    SendMessage,
     TextContent,
 )
 
@@ -264,9 +266,11 @@ def _compile(cls: type) -> tuple[_Table, frozenset[int]]:
 _D = TypeVar("_D")
 
 
-def _read_declared(cls: type[_D], table: _Table, what: str, fields: Fields) -> _D:
-    """Build ``cls`` from the fields it declares, in declaration order."""
-    values: dict[str, object] = {}
+def _read_declared(
+    cls: type[_D], table: _Table, what: str, fields: Fields, form: dict[str, object] | None = None
+) -> _D:
+    """Build ``cls`` from the fields it declares, in declaration order (``form``: its form flag)."""
+    values: dict[str, object] = dict(form) if form else {}
     for name, key, reader, default, members in table:
         values[name] = reader(fields, what, key, default, members)
     return cls(**values)
@@ -293,17 +297,19 @@ def _read_contact(value: CborValue) -> Contact:
 class _MessageReader:
     """What decoding one message type needs, compiled once from its declaration."""
 
-    __slots__ = ("cls", "keys", "name", "table")
+    __slots__ = ("cls", "form", "keys", "name", "table")
 
     def __init__(self, cls: type[Message]) -> None:
         self.cls = cls
         self.name = cls.TYPE.name
         self.table, declared_keys = _compile(cls)
         self.keys = declared_keys | {TYPE_KEY}
+        # A SendMessage read from a map remembers it (its re-encoding is the same map).
+        self.form: dict[str, object] | None = {"compact": False} if cls is SendMessage else None
 
     def __call__(self, fields: Fields) -> Message:
         """The message ``fields`` hold, checked against the declaration (without finishing)."""
-        message = _read_declared(self.cls, self.table, self.name, fields)
+        message = _read_declared(self.cls, self.table, self.name, fields, self.form)
         if isinstance(message, Ack) and not message.selective and len(fields) == 2:
             # {0: 0, 1: n} must be sent as the bare integer n.
             _fail(ErrorCode.NOT_DETERMINISTIC, "a cumulative-only ack is a bare integer")
@@ -315,11 +321,37 @@ _READERS: dict[int, _MessageReader] = {
 }
 
 
+_COMPACT_SEND = "compact SendMessage"
+
+
+def _compact_send_message(item: list[CborValue]) -> SendMessage:
+    """``[id, to, text]``: a text SendMessage without language that wants its report (§6.4).
+
+    Each item is checked as its map key would be (id as key 1, to as key 2, text as key 3), with
+    the same error codes; the array's length is fixed, so a longer array (an extension this
+    revision does not define) and a shorter one are INVALID_FIELD.
+    """
+    if len(item) != 3:
+        _fail(ErrorCode.INVALID_FIELD, "a top-level array is a compact SendMessage of 3 items")
+    fields: Fields = {1: item[0], 2: item[1], 3: item[2]}
+    message_id = _uint(fields, _COMPACT_SEND, 1)
+    to = fields[2]
+    if type(to) is not str and (type(to) is not int or to < 0):
+        _wrong(_COMPACT_SEND, 2, "an alias (unsigned integer) or an address (text)")
+    text = _text(fields, _COMPACT_SEND, 3)
+    try:
+        return SendMessage(message_id, to, TextContent(text))
+    except LocalWireError as exc:  # an alias above 65535, an address with spaces
+        raise RemoteWireError(exc.code, exc.detail) from exc
+
+
 def message_from_cbor(item: CborValue) -> Message:
     """The message an item encodes; raises only :class:`RemoteWireError`."""
     if type(item) is int:
         if item >= 0:
             return Ack(item)
+    elif type(item) is list:
+        return _compact_send_message(item)
     elif type(item) is dict:
         message_type = item.get(TYPE_KEY)
         if message_type is None:
@@ -335,4 +367,4 @@ def message_from_cbor(item: CborValue) -> Message:
             raise RemoteWireError(exc.code, exc.detail) from exc
         _unknown_critical(reader.name, item, reader.keys)
         return message
-    _fail(ErrorCode.INVALID_FIELD, "a message is a map or an unsigned integer (an ack)")
+    _fail(ErrorCode.INVALID_FIELD, "a message is a map, an unsigned integer or a 3-item array")

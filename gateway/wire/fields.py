@@ -9,6 +9,9 @@ The dataclass default is the protocol default (docs/protocol.md §4.5): a field 
 required, a ``None`` default means "absent: not given", any other default is omitted when it holds
 and refused as NOT_DETERMINISTIC when written out. A field's criticality follows from its key's sign
 (§4.4): version 1 declares only non-negative, critical keys.
+A field declared with :func:`form_choice` instead is no wire field: it records which of a message's
+two encodings (SendMessage's map and compact forms, §6.4) the value was received in or is to be
+sent in, so that re-encoding a received message reproduces its bytes; both tables skip it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "DeclaredField",
     "Kind",
     "declared_fields",
+    "form_choice",
     "wire_field",
 ]
 
@@ -64,6 +68,21 @@ def wire_field(key: int, kind: Kind, enum: type[IntEnum] | None = None) -> Mappi
     return {_METADATA_KEY: _WireSpec(key, kind, enum)}
 
 
+class _FormChoice:
+    """The metadata of a message's form flag (:func:`form_choice`)."""
+
+    def __repr__(self) -> str:
+        return "FORM_CHOICE"
+
+
+_FORM_CHOICE = _FormChoice()
+
+
+def form_choice() -> Mapping[str, object]:
+    """Dataclass field metadata for the flag choosing a message's encoding form, not a field."""
+    return {_METADATA_KEY: _FORM_CHOICE}
+
+
 class _Required:
     """The default of a field that has none: it must be present."""
 
@@ -101,6 +120,8 @@ def declared_fields(cls: type) -> tuple[DeclaredField, ...]:
     result: list[DeclaredField] = []
     for declared in dataclasses.fields(cls):
         spec = declared.metadata.get(_METADATA_KEY)
+        if spec is _FORM_CHOICE:
+            continue
         if not isinstance(spec, _WireSpec):
             raise TypeError(f"{cls.__name__}.{declared.name} has no wire key")
         default: object = REQUIRED

@@ -28,7 +28,7 @@ from gateway.wire.enums import (
     SubscriptionState,
 )
 from gateway.wire.errors import ErrorCode, LocalWireError
-from gateway.wire.fields import CONTENT_KEYS, Kind, wire_field
+from gateway.wire.fields import CONTENT_KEYS, Kind, form_choice, wire_field
 
 __all__ = [
     "MAX_ADDRESS_SIZE",
@@ -285,6 +285,13 @@ class SendMessage:
     DeliveryReport carries it back, and a retransmitted SendMessage with the same id is not sent
     twice.
     ``want_report=False`` asks for no DELIVERED report; failures are always reported (§5.4.1).
+
+    ``compact`` chooses the encoding (docs/protocol.md §6.4): the compact form, the array
+    ``[id, to, text]``, when the message is text without a language tag and wants its report (the
+    common case, 5 bytes below the map); the map otherwise, or when ``compact=False`` asks for it.
+    It is True exactly when the compact form is used; the decoder sets it to the form received, so
+    re-encoding reproduces the received bytes. It takes no part in equality: both forms carry
+    the same message.
     """
 
     TYPE: ClassVar[MessageType] = MessageType.SEND_MESSAGE
@@ -294,12 +301,22 @@ class SendMessage:
     to: ContactRef = field(metadata=wire_field(2, Kind.CONTACT_REF))
     content: Content = field(metadata=wire_field(CONTENT_KEYS[0], Kind.CONTENT))
     want_report: bool = field(default=True, metadata=wire_field(7, Kind.BOOL))
+    compact: bool = field(default=True, compare=False, metadata=form_choice())
 
     def __post_init__(self) -> None:
         _check_uint("id", self.id)
         _check_contact_ref("to", self.to)
         _check_content(self.content)
         _check_bool("want_report", self.want_report)
+        _check_bool("compact", self.compact)
+        if self.compact and not self.fits_compact_form:
+            object.__setattr__(self, "compact", False)
+
+    @property
+    def fits_compact_form(self) -> bool:
+        """Whether the compact form can carry this message: text, no language, report wanted."""
+        content = self.content
+        return self.want_report and isinstance(content, TextContent) and content.language is None
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,14 @@ class _Lex(enum.Enum):
 _CDATA_OPEN: Final = b"<![CDATA["
 _CDATA_CLOSE: Final = b"]]>"
 _TAG_SPECIAL: Final = re.compile(rb"['\">]")
+# Character data and complete tags, each '<' followed by a name character (never '!': CDATA,
+# comments and declarations take the step-by-step path), quoted values skipped whole.  What it
+# matches, the step-by-step lexer would walk through to the same TEXT state, one regex call
+# instead of a Python loop turn per tag and per attribute value.  Each alternative starts with
+# a different byte, so a failed attempt backtracks in linear time.
+_COMPLETE_MARKUP: Final = re.compile(
+    rb"""(?:[^<]*<[^!"'>][^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>)*"""
+)
 
 
 class _State(enum.Enum):
@@ -371,6 +379,9 @@ class XmlStreamParser:
         end = len(held)
         while position < end:
             if self._lex is _Lex.TEXT:
+                run = _COMPLETE_MARKUP.match(held, position)
+                if run is not None:  # it always matches, perhaps nothing
+                    position = run.end()
                 found = held.find(b"<", position)
                 if found < 0:
                     position = end

@@ -78,9 +78,12 @@ async def start_device(
     seed: int = 2,
     connect: bool = True,
 ) -> DeviceNode:
-    """Run a device (real EDHOC) over ``run_device_over_udp`` from ``host``; connect it."""
+    """Run a device (real EDHOC) over ``run_device_over_udp`` from ``host``; connect it.
+
+    Devices of different seeds are different devices, each with its own identity (a device
+    holds one session at a time, so two with one key would replace each other)."""
     net.next_host = host
-    driver = DeviceDriver(make_device(seed=seed))
+    driver = DeviceDriver(make_device(seed=seed, identity=seed - 2))
     before = set(net.bound_on(host))
     nursery.start_soon(run_device_over_udp, driver, gateway.address)
     await until(lambda: set(net.bound_on(host)) - before, step=0.001, limit=1)

@@ -193,6 +193,25 @@ async def test_handshake_from_provisioning_file_then_send_and_confirm(
         nursery.cancel_scope.cancel()
 
 
+async def test_texts_go_in_the_compact_form_where_it_fits(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """docs/protocol.md §6.4: [id, to, text] when a report is wanted, the map form otherwise."""
+    async with trio.open_nursery() as nursery:
+        node, app, _ = await start(nursery, tmp_path)
+        client = node.client
+        client.send_text(3, "Running late, 10 min")
+        client.send_text(3, "no report, please", want_report=False)
+        node.poke()
+        await until(lambda: len(app.received) == 2)
+        sent = [m for m in app.received if isinstance(m, wire.SendMessage)]
+        assert [(m.id, m.want_report, m.compact) for m in sent] == [
+            (1, True, True),
+            (2, False, False),
+        ]
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_device_without_p256_hardware_runs_its_handshake_on_the_ecdsa_package(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:

@@ -246,7 +246,7 @@ def test_unreachable_server_says_where_it_looked(
     running_prosody: ProsodyServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.config.conftest import free_port
+    from device_sim.harness import free_port
 
     gateway = make_gateway(tmp_path / "gw", running_prosody, server=f"127.0.0.1:{free_port()}")
     capsys.readouterr()

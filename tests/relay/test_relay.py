@@ -268,7 +268,12 @@ def test_block_is_polite_and_unblock_restores_presence() -> None:
     message = MessageStanza(
         to=DEVICE, from_=ALICE, id="m1", type=MessageStanzaType.CHAT, bodies=((None, "hi"),)
     )
-    assert relay.upstream_event(ev.MessageReceived(message), NOW) == []
+    # Before the server applies the block the gateway refuses as the server then would:
+    # nothing for the device, an error for the sender.
+    assert relay.upstream_event(ev.MessageReceived(message), NOW) == [
+        cmd.UpstreamDeliveryFailed(ALICE, "m1", FailureReason.REJECTED)
+    ]
+    assert relay.statistics().blocked_reports == 1
     unblock = relay.device_operation(SubscriptionCommand(SubscriptionAction.UNBLOCK, 0), NOW)
     assert unblock[:2] == [
         cmd.UpstreamUnblock(ALICE),

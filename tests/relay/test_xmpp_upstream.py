@@ -112,6 +112,17 @@ def test_overflow_is_reported_to_its_sender_as_resource_constraint() -> None:
     assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}resource-constraint") is not None
 
 
+def test_a_blocked_sender_is_told_service_unavailable_as_the_server_tells_it() -> None:
+    upstream, server = _ready()
+    upstream.execute(cmd.UpstreamDeliveryFailed(ROMEO, "m3", FailureReason.REJECTED), NOW)
+    (stanza,) = _sent(upstream, server)
+    assert (stanza.get("type"), stanza.get("id"), stanza.get("to")) == ("error", "m3", str(ROMEO))
+    error = stanza.find("{jabber:client}error")
+    assert error is not None
+    assert error.get("type") == "cancel"  # XEP-0191 §3.5, RFC 6120 §8.3.3.19
+    assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable") is not None
+
+
 def test_a_full_session_feeds_back_through_the_relay() -> None:
     upstream, _server = _ready()
     relay = ready_relay()

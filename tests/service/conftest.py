@@ -10,6 +10,7 @@ helpers that wait for what it receives within a bounded time (never a fixed slee
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +32,12 @@ from device_sim.harness import (
 )
 from gateway import wire
 from gateway.config import Configuration
+from gateway.service.binding import DeviceBinding
 from gateway.session import DeviceSessionEstablished, Event, OperationReceived, SessionClosed
 from gateway.store import GatewayStore
 from gateway.transport import DeviceDriver, run_device_over_udp
 from tests.support.person import XmppPerson
-from tests.support.prosody import ProsodyServer
+from tests.support.prosody import Account, ProsodyServer
 
 WAIT = 20.0  # seconds of real time any one exchange through Prosody may take
 T = TypeVar("T")
@@ -45,11 +47,13 @@ __all__ = [
     "Device",
     "EnrolledDevice",
     "RunningGateway",
+    "Scene",
     "connect_device",
     "device_session",
     "enroll",
     "free_port",
     "make_gateway_home",
+    "serving_device",
     "start_gateway",
     "upstream_ready",
     "watched_by",
@@ -140,3 +144,40 @@ async def open_store(gateway_home: Path) -> AsyncIterator[tuple[GatewayStore, Co
     """The gateway's store (opened as ``run`` opens it) and its configuration."""
     async with open_gateway_store(gateway_home) as opened:
         yield opened
+
+
+@dataclass
+class Scene:
+    """A running gateway and one enrolled device, connected over UDP, its upstream session up."""
+
+    nursery: trio.Nursery
+    gateway: RunningGateway
+    account: Account
+    enrolled: EnrolledDevice
+    device: Device
+
+    @property
+    def binding(self) -> DeviceBinding:
+        """The device's binding in the service (its relay, counters and upstream)."""
+        return self.gateway.service.bindings()[self.enrolled.kid]
+
+
+@contextlib.asynccontextmanager
+async def serving_device(
+    opened: tuple[GatewayStore, Configuration], prosody: ProsodyServer
+) -> AsyncIterator[Scene]:
+    """A new Prosody account enrolled as a device, the service started, its upstream session
+    up and the device connected; on a normal exit the service is stopped (bounded), and
+    whatever happens every task started for the scene is cancelled."""
+    store, configuration = opened
+    account = prosody.create_user()
+    enrolled = await enroll(store, configuration, account)
+    async with trio.open_nursery() as nursery:
+        try:
+            gateway = await start_gateway(nursery, store, configuration)
+            await upstream_ready(gateway, enrolled.kid)
+            device = await connect_device(nursery, enrolled, gateway.udp_port)
+            yield Scene(nursery, gateway, account, enrolled, device)
+            await gateway.stop()
+        finally:
+            nursery.cancel_scope.cancel()

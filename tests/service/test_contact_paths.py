@@ -35,6 +35,7 @@ from tests.service.conftest import (
     connect_device,
     device_session,
     enroll,
+    serving_device,
     start_gateway,
     upstream_ready,
     watched_by,
@@ -80,14 +81,9 @@ async def test_a_cancelled_subscription_stops_the_contacts_presence(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account = scene.device, scene.account
         device.send(wire.SetPresence(open=True))
 
         # Asked by the device, approved by the person: the person's presence reaches it.
@@ -129,8 +125,6 @@ async def test_a_cancelled_subscription_stops_the_contacts_presence(
         assert _text(seen) == "marker 2"
         roster = await person.roster()
         assert roster[device_account.jid]["subscription"] == "none"
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 async def test_block_hides_the_device_and_stops_the_contact_unblock_restores_both(
@@ -138,16 +132,11 @@ async def test_block_hides_the_device_and_stops_the_contact_unblock_restores_bot
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
     # The server bounces the refused message as an error stanza without a body.
     await person.record_errors()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account = scene.device, scene.account
         device.send(wire.SetPresence(open=True, note="on duty"))
         await watched_by(person, device, device_account.jid)
 
@@ -171,10 +160,8 @@ async def test_block_hides_the_device_and_stops_the_contact_unblock_restores_bot
         incoming = await device.next_operation(wire.IncomingMessage)
         assert _text(incoming) == "after unblock"
         assert device.count(wire.IncomingMessage) == 1
-        relay = gateway.service.bindings()[enrolled.kid].relay
+        relay = scene.binding.relay
         assert not relay.contacts.is_blocked(Jid.parse_untrusted(person.jid))
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 def _sent_after_queued(

@@ -21,8 +21,8 @@ from tests.service.conftest import (
     connect_device,
     device_session,
     enroll,
+    serving_device,
     start_gateway,
-    upstream_ready,
 )
 from tests.support.prosody import ProsodyServer
 
@@ -37,14 +37,10 @@ async def test_handshake_chat_both_ways_and_delivery_report(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
+    store = open_store[0]
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account, enrolled = scene.device, scene.account, scene.enrolled
         device.send(wire.SetPresence(open=True))  # available, so bare-JID messages reach it
 
         device.send(wire.SendMessage(id=1, to=person.jid, content=wire.TextContent("hello")))
@@ -65,12 +61,10 @@ async def test_handshake_chat_both_ways_and_delivery_report(
         assert _text(await device.next_operation(wire.IncomingMessage)) == "marker"
         assert device.count(wire.IncomingMessage) == 2
         # The device acknowledged both records: nothing is left in its durable queue.
-        binding = gateway.service.bindings()[enrolled.kid]
+        binding = scene.binding
         with trio.fail_after(WAIT):
             await binding.counters.wait_for(lambda c: c.get("delivered-to-device") >= 2)
         assert await store.device_queue_length(enrolled.kid) == 0
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 async def test_presence_both_ways(
@@ -78,14 +72,9 @@ async def test_presence_both_ways(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account = scene.device, scene.account
 
         # Available first: the server hands subscription requests to available resources.
         device.send(wire.SetPresence(open=True))
@@ -113,8 +102,6 @@ async def test_presence_both_ways(
                     break
         assert notification.open is True
         assert notification.note == "in a meeting"
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 async def test_sleep_three_messages_then_wake(
@@ -122,16 +109,12 @@ async def test_sleep_three_messages_then_wake(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
+    store = open_store[0]
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account, enrolled = scene.device, scene.account, scene.enrolled
         device.send(wire.SetPresence(open=True))
-        binding = gateway.service.bindings()[enrolled.kid]
+        binding = scene.binding
 
         device.send(wire.Sleep(600))
         with trio.fail_after(WAIT):
@@ -157,8 +140,6 @@ async def test_sleep_three_messages_then_wake(
         await person.send_message(device_account.jid, "marker")
         assert _text(await device.next_operation(wire.IncomingMessage)) == "marker"
         assert device.count(wire.IncomingMessage) == 4
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 async def test_revoked_device_is_refused(

@@ -17,7 +17,10 @@ from gateway import wire
 from gateway.config import Configuration
 from gateway.store import GatewayStore
 from tests.conftest import MakePerson
-from tests.service.conftest import WAIT, connect_device, enroll, start_gateway, upstream_ready
+from tests.service.conftest import (
+    WAIT,
+    serving_device,
+)
 from tests.support.prosody import ProsodyServer
 
 POLL = 0.005  # seconds between two looks at the binding's lock
@@ -43,15 +46,10 @@ async def test_a_night_of_presence_and_messages_arrives_coalesced_after_the_summ
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
-        binding = gateway.service.bindings()[enrolled.kid]
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account = scene.device, scene.account
+        binding = scene.binding
 
         device.send(wire.SetPresence(open=True))
         device.send(wire.SubscriptionCommand(wire.SubscriptionAction.SUBSCRIBE, person.jid))
@@ -101,5 +99,3 @@ async def test_a_night_of_presence_and_messages_arrives_coalesced_after_the_summ
         assert notes == [f"night {PRESENCE_CHANGES - 1}"]
         texts = [_text(m) for m in after if isinstance(m, wire.IncomingMessage)]
         assert texts == [*(f"night {n}" for n in range(MESSAGES)), "morning"]
-        await gateway.stop()
-        nursery.cancel_scope.cancel()

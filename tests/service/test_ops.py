@@ -33,6 +33,7 @@ from tests.service.conftest import (
     connect_device,
     device_session,
     enroll,
+    serving_device,
     start_gateway,
     upstream_ready,
 )
@@ -445,18 +446,13 @@ async def test_end_to_end_latency_reaches_the_metrics(
 ) -> None:
     """The service's one EndToEndLatency is shared by its bindings and scraped as histograms:
     a message a person sends to the device is counted once the device acknowledged it."""
-    store, configuration = open_store
-    account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, account)
     person = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, account, gateway = scene.device, scene.account, scene.gateway
         device.send(wire.SetPresence(open=True))
         await person.send_message(account.jid, "how long did this take")
         await device.next_operation(wire.IncomingMessage)
-        binding = gateway.service.bindings()[enrolled.kid]
+        binding = scene.binding
         with trio.fail_after(WAIT):
             await binding.counters.wait_for(lambda c: c.get("delivered-to-device") >= 1)
         _, text = await http_get(metrics_port(gateway), "/metrics")
@@ -464,5 +460,3 @@ async def test_end_to_end_latency_reaches_the_metrics(
         counts = {labels.get("le"): v for labels, v in samples(text, family) if "le" in labels}
         assert counts["+Inf"] == 1, counts
         assert samples(text, "impp_gateway_message_latency_device_to_person_seconds")
-        await gateway.stop()
-        nursery.cancel_scope.cancel()

@@ -31,6 +31,7 @@ from tests.service.conftest import (
     connect_device,
     device_session,
     enroll,
+    serving_device,
     start_gateway,
     upstream_ready,
     watched_by,
@@ -84,15 +85,10 @@ async def test_directed_presence_is_seen_only_by_the_chosen_watcher(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = open_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
     alice = await make_person()
     bob = await make_person()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(open_store, running_prosody) as scene:
+        device, device_account = scene.device, scene.account
         device.send(wire.SetPresence(open=True, note="hello all"))
         for person in (alice, bob):
             await watched_by(person, device, device_account.jid)
@@ -120,8 +116,6 @@ async def test_directed_presence_is_seen_only_by_the_chosen_watcher(
                 if last.type == "unavailable":
                     break
         assert last.status == ""  # withheld: not even the broadcast note
-        await gateway.stop()
-        nursery.cancel_scope.cancel()
 
 
 async def _connect_until_cancelled(
@@ -188,17 +182,13 @@ async def test_a_message_the_full_queue_refuses_is_reported_to_its_sender(
     make_person: MakePerson,
     running_prosody: ProsodyServer,
 ) -> None:
-    store, configuration = tuned_store
-    device_account = running_prosody.create_user()
-    enrolled = await enroll(store, configuration, device_account)
+    store = tuned_store[0]
     person = await make_person()
     await person.record_errors()
-    async with trio.open_nursery() as nursery:
-        gateway = await start_gateway(nursery, store, configuration)
-        await upstream_ready(gateway, enrolled.kid)
-        device = await connect_device(nursery, enrolled, gateway.udp_port)
+    async with serving_device(tuned_store, running_prosody) as scene:
+        device, device_account, enrolled = scene.device, scene.account, scene.enrolled
         device.send(wire.SetPresence(open=True))  # available, so bare-JID messages reach it
-        binding = gateway.service.bindings()[enrolled.kid]
+        binding = scene.binding
         device.send(wire.Sleep(600))
         with trio.fail_after(WAIT):
             await binding.counters.wait_for(lambda c: c.get("upstream-UpstreamSetActive") >= 1)
@@ -211,5 +201,3 @@ async def test_a_message_the_full_queue_refuses_is_reported_to_its_sender(
         assert "resource-constraint" in report.xml
         assert await store.device_queue_length(enrolled.kid) == QUEUE_LENGTH
         assert binding.relay.statistics().overflow_reports == 1
-        await gateway.stop()
-        nursery.cancel_scope.cancel()

@@ -90,6 +90,27 @@ def record_ack() -> bytes:
     return record
 
 
+SEND_TEXT = wire.SendMessage(7, 3, wire.TextContent("Running late, 10 min"))  # §6.4's example
+
+
+def record_send() -> bytes:
+    """The device's first reliable record carrying the compact SendMessage of §6.4."""
+    _gateway, device = _channels()
+    device.send_operation(SEND_TEXT)
+    (record,) = device.datagrams_to_send(0.0)
+    return record
+
+
+def record_send_ack() -> bytes:
+    """The gateway's ack-only record for it."""
+    gateway, _device = _channels()
+    packet = parse_packet_untrusted(record_send(), cid_length=len(GATEWAY_CID))
+    assert not isinstance(packet, HandshakePacket)
+    gateway.receive_record(packet, 0.0)
+    (record,) = gateway.datagrams_to_send(1.0)
+    return record
+
+
 def _ticket() -> tuple[bytes, bytes]:
     ring = TicketKeyRing()
     ring.rotate(1_700_000_000.0, TICKET_KEY)
@@ -146,6 +167,8 @@ EXAMPLES: dict[str, Callable[[], bytes]] = {
     "initial-with-token": initial_with_token,
     "record-device": record_device,
     "record-ack": record_ack,
+    "record-send": record_send,
+    "record-send-ack": record_send_ack,
     "resume": resume,
     "resumed": resumed,
     "reject": reject,

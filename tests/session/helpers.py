@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Callable, Hashable
@@ -42,6 +43,31 @@ def _credential(private_key: bytes, kid: bytes, name: str) -> Credential:
 
 DEVICE_CREDENTIAL = _credential(DEVICE_KEY, DEVICE_KID, "device")
 GATEWAY_CREDENTIAL = _credential(GATEWAY_KEY, b"\x0a", "gateway")
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_DEVICES: dict[int, Credential] = {0: DEVICE_CREDENTIAL}  # every identity a test made, by index
+
+
+def device_credential(identity: int = 0) -> Credential:
+    """The credential of enrolled device number ``identity`` (0: :data:`DEVICE_CREDENTIAL`).
+
+    Fixed keys, so runs repeat; the gateway of :func:`make_gateway` knows every one. A device
+    holds one session at a time, so tests of several devices give each its own identity."""
+    credential = _DEVICES.get(identity)
+    if credential is None:
+        digest = hashlib.sha256(b"test device %d" % identity).digest()
+        scalar = int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1
+        kid = identity.to_bytes(2, "big")
+        credential = _credential(scalar.to_bytes(32, "big"), kid, f"device {identity}")
+        _DEVICES[identity] = credential
+    return credential
+
+
+def _lookup_devices(id_cred: IdCred) -> Credential | None:
+    for credential in list(_DEVICES.values()):
+        public = credential.public()
+        if id_cred.matches(public):
+            return public
+    return None
 
 
 def _lookup(credential: Credential) -> Callable[[IdCred], Credential | None]:
@@ -64,15 +90,18 @@ def responder_factory(
                 suites=[suite],
                 c_r=connection_id,
                 credential=GATEWAY_CREDENTIAL,
-                credential_lookup=_lookup(DEVICE_CREDENTIAL),
+                credential_lookup=_lookup_devices,
             )
         )
 
     return make
 
 
-def initiator_factory(suite: CipherSuite = CipherSuite.SUITE_2) -> Callable[[], EdhocInitiator]:
-    """Device-side EDHOC."""
+def initiator_factory(
+    suite: CipherSuite = CipherSuite.SUITE_2, identity: int = 0
+) -> Callable[[], EdhocInitiator]:
+    """Device-side EDHOC, as device number ``identity`` (:func:`device_credential`)."""
+    credential = device_credential(identity)
 
     def make() -> EdhocInitiator:
         return EdhocInitiator(
@@ -80,7 +109,7 @@ def initiator_factory(suite: CipherSuite = CipherSuite.SUITE_2) -> Callable[[], 
                 method=Method.STATIC_DH_STATIC_DH,
                 suites=[suite],
                 c_i=b"\x37",
-                credential=DEVICE_CREDENTIAL,
+                credential=credential,
                 credential_lookup=_lookup(GATEWAY_CREDENTIAL),
             )
         )
@@ -102,10 +131,12 @@ def make_gateway(
     )
 
 
-def make_device(config: ChannelConfig | None = None, seed: int = 2) -> DeviceSession:
-    """A device session with real EDHOC and the real wire codec."""
+def make_device(
+    config: ChannelConfig | None = None, seed: int = 2, identity: int = 0
+) -> DeviceSession:
+    """A device session with real EDHOC and the real wire codec, as device ``identity``."""
     return DeviceSession(
-        handshake_factory=initiator_factory(),
+        handshake_factory=initiator_factory(identity=identity),
         codec=WireCodec(),
         config=config,
         rng=random.Random(seed),

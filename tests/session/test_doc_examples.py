@@ -36,6 +36,6 @@ def test_example_matches_encoder(label: str) -> None:
 @pytest.mark.parametrize("label", sorted(set(EXAMPLES) - {"tcp-frame", "tcp-ack"}))
 def test_example_parses(label: str) -> None:
     data = doc_examples()[label]
-    cid_length = len(GATEWAY_CID) if label == "record-device" else 0
+    cid_length = len(GATEWAY_CID) if label in {"record-device", "record-send"} else 0
     packet = parse_packet_untrusted(data, cid_length=cid_length)
     assert isinstance(packet, HandshakePacket | ProtectedRecord)

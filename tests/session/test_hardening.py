@@ -15,6 +15,7 @@ from gateway.session import (
     GatewayConfig,
     GatewaySessions,
     HandshakeKind,
+    SessionClosed,
     TicketKeyRing,
 )
 from gateway.session.packets import REJECT_BODY_LENGTH
@@ -103,6 +104,29 @@ def test_resumption_ends_the_old_session() -> None:
     assert old not in gateway.sessions()
     assert len(gateway.sessions()) == 1
     gateway.events()
+    for datagram in stale:
+        gateway.receive_datagram(datagram, DEVICE_ADDRESS, 1.5)
+    assert not [e for _, e in gateway.events() if type(e).__name__ == "OperationReceived"]
+    assert gateway.statistics().replaced == 1
+
+
+def test_a_second_full_handshake_ends_the_first_session() -> None:
+    """A device whose resumption fell back to a handshake (or that lost its ticket) holds one
+    session, not two: the first one's connection id accepts no more records."""
+    gateway, first = established()
+    (old,) = gateway.sessions()
+    old_channel = first.channel
+    assert old_channel is not None
+    old_channel.send_operation(wire.Ping(id=9))
+    stale = old_channel.datagrams_to_send(1.0)
+    second = make_device()
+    second.connect(1.0)
+    pump(gateway, second, 1.0, DEVICE_ADDRESS)
+    assert second.state is DeviceSessionState.ESTABLISHED
+    assert old not in gateway.sessions()
+    assert len(gateway.sessions()) == 1
+    of_old = [e for cid, e in gateway.events() if cid == old]
+    assert of_old[-1] == SessionClosed("replaced by a newer session")
     for datagram in stale:
         gateway.receive_datagram(datagram, DEVICE_ADDRESS, 1.5)
     assert not [e for _, e in gateway.events() if type(e).__name__ == "OperationReceived"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.session import TicketKeyRing, TicketRingFileError
-from gateway.session.tickets import TicketRejectedError
+from gateway.session.tickets import TicketRejectedError, resumed_master_secret
 
 IDENTITY = b"\x01"
 SUITE = 2
@@ -69,3 +71,22 @@ def test_unknown_version_is_named() -> None:
 
     with pytest.raises(TicketRingFileError, match="version 9"):
         TicketKeyRing.from_bytes(cbor2.dumps([9, 0, 0, 0, {}, -1, 0, 0, []]), now=0.0)
+
+
+@given(
+    secret=st.binary(min_size=16, max_size=16),
+    device_nonce=st.binary(min_size=8, max_size=8),
+    gateway_nonce=st.binary(min_size=8, max_size=8),
+)
+def test_resumed_master_secret_is_rfc5869_hkdf(
+    secret: bytes, device_nonce: bytes, gateway_nonce: bytes
+) -> None:
+    """The one-block HMAC form equals HKDF-SHA-256 as cryptography computes it (docs/protocol.md
+    §3.8: salt = both nonces, info "impp-session resumed master", 32 bytes)."""
+    expected = HKDF(
+        hashes.SHA256(),
+        32,
+        salt=device_nonce + gateway_nonce,
+        info=b"impp-session resumed master",
+    ).derive(secret)
+    assert resumed_master_secret(secret, device_nonce, gateway_nonce) == expected

@@ -204,6 +204,19 @@ def decode_sequence(plaintext: bytes) -> list[object]:
     return items
 
 
+def send_message(message_id: int, to: int | str, text: str) -> bytes:
+    """Section 6.4: a text without language tag, report wanted, in the compact form [id, to, text].
+
+    cbor2 writes shortest heads and definite lengths (Section 4.2), all this form needs.
+    """
+    return cbor2.dumps([message_id, to, text])
+
+
+def send_message_map(message_id: int, to: int | str, text: str) -> bytes:
+    """Section 6.4: the same SendMessage as a map (what a device of the earlier text sends)."""
+    return cbor2.dumps({0: 4, 1: message_id, 2: to, 3: text})
+
+
 def decode_control(plaintext: bytes) -> list[list[object]]:
     """Section 3.4.5: a CBOR sequence of arrays."""
     items: list[list[object]] = []

@@ -26,6 +26,7 @@ from gateway.session import (
     GatewaySessions,
     OperationAcknowledged,
     OperationReceived,
+    OperationRejected,
     TicketKeyRing,
     WireCodec,
 )
@@ -57,6 +58,8 @@ from tests.spec_client.client import (
     parse_handshake_packet,
     parse_new_ticket,
     parse_reject,
+    send_message,
+    send_message_map,
 )
 
 WAIT = 10.0  # bound on any one network wait on loopback; a failure, never a measurement
@@ -280,6 +283,55 @@ async def test_fragmentation_both_ways() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_send_message_in_both_forms_and_its_ack_fit_the_budget() -> None:
+    """Sections 6.4 and 3.4.6: a compact SendMessage of a 20-character text is a 36-byte record
+    and its ack a 12-byte one (48 bytes); the map form of a device of the earlier text still works.
+    """
+    text = "Running late, 10 min"
+    async with trio.open_nursery() as nursery:
+        async with (
+            running_gateway(nursery, TicketKeyRing()) as gateway,
+            device_socket(gateway) as device,
+        ):
+            await handshake(device)
+            await device.send(device.keys.ack_record())  # the NewTicket (record 0) is acked
+            for number, (encoding, record_size) in enumerate(
+                [(send_message, 36), (send_message_map, 41)]
+            ):
+                record = device.keys.reliable_record(encoding(7 + number, 3, text))
+                assert len(record) == record_size
+                await device.send(record)
+                received = await gateway.event(OperationReceived)
+                assert isinstance(received, OperationReceived)
+                assert received.message == wire.SendMessage(
+                    id=7 + number, to=3, content=wire.TextContent(text)
+                )
+                assert isinstance(received.message, wire.SendMessage)
+                assert received.message.compact is (number == 0)
+                datagram = await device.receive()
+                assert len(datagram) == 12
+                ack = device.keys.open_record(datagram)
+                # N = 1 (the NewTicket was the gateway's record 0), k = 0; our records 0..number.
+                assert (ack.space, ack.sequence) == (UNRELIABLE, 256 + number)
+                assert decode_sequence(ack.plaintext) == [number + 1]
+
+            # An Ack piggybacked in front of a compact SendMessage: one record, both read.
+            await device.send(
+                device.keys.reliable_record(cbor2.dumps(1) + send_message(9, 3, "ok"))
+            )
+            received = await gateway.event(OperationReceived)
+            assert isinstance(received, OperationReceived)
+            assert received.message == wire.SendMessage(id=9, to=3, content=wire.TextContent("ok"))
+
+            # A malformed compact form (Section 6.4: exactly three items) is refused with an
+            # Error INVALID_FIELD, and the record is acknowledged all the same (Section 4.7).
+            await device.send(device.keys.reliable_record(cbor2.dumps([10, 3, "ok", False])))
+            rejected = await gateway.event(OperationRejected)
+            assert isinstance(rejected, OperationRejected)
+            assert rejected.error.code is wire.ErrorCode.INVALID_FIELD
+        nursery.cancel_scope.cancel()
+
+
 async def _resume(device: Device, nonce: bytes) -> tuple[Resume, bytes]:
     assert device.ticket is not None
     resume = Resume.build(device.ticket, nonce)
@@ -371,6 +423,18 @@ def test_client_reproduces_the_doc_examples() -> None:
     device = SessionKeys(bytes.fromhex("4a17"), bytes(range(32)))
     ping = device.reliable_record(cbor2.dumps({0: 1, 1: 7}))
     assert ping.hex() == "804a1700e8d904f264e6b1d39b8ad11a4c"  # session:record-device
+    sent = SessionKeys(bytes.fromhex("4a17"), bytes(range(32))).reliable_record(
+        send_message(7, 3, "Running late, 10 min")
+    )
+    assert sent.hex() == (  # session:record-send, 36 bytes
+        "804a1700c9de068731038db694d350e60c44f35043c471ad4a7995b3703a7ec89f084dce"
+    )
+    assert send_message(7, 3, "Running late, 10 min").hex() == (  # wire:send-text-alias
+        "8307037452756e6e696e67206c6174652c203130206d696e"
+    )
+    assert send_message_map(7, 3, "Running late, 10 min").hex() == (  # wire:send-text-alias-map
+        "a4000401070203037452756e6e696e67206c6174652c203130206d696e"
+    )
     ack = device_view_of_gateway(bytes(range(32))).open_record(
         bytes.fromhex("a000008c41d108af6b76cf28")  # session:record-ack
     )

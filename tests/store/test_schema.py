@@ -26,7 +26,7 @@ def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
 
 
 def test_the_current_version_is_every_migration() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
 
 
 def test_migrate_database_creates_the_schema_with_mode_0600(tmp_path: Path) -> None:

@@ -198,7 +198,7 @@ async def test_stream_operation_survives_a_dropped_connection_and_is_delivered_o
         _connect(nursery, gateway, device)
         device.resume()
         closed = await _next(gateway.events, SessionClosed)
-        assert closed.event == SessionClosed("replaced by a resumption")
+        assert closed.event == SessionClosed("replaced by a newer session")
         resumed = await _next(gateway.events, DeviceSessionResumed)
         again = await _next(gateway.events, OperationReceived)
         assert isinstance(again.event, OperationReceived)

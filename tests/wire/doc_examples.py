@@ -42,6 +42,7 @@ JANUARY_2025 = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 EXAMPLES: dict[str, Message | tuple[Message, ...]] = {
     "send-text-alias": SendMessage(7, 3, TextContent("Running late, 10 min")),
+    "send-text-alias-map": SendMessage(7, 3, TextContent("Running late, 10 min"), compact=False),
     "send-text-address": SendMessage(8, "alice@example.com", TextContent("Bom dia!", "pt")),
     "send-mime": SendMessage(
         9, 3, MimeContent("image/jpeg", bytes.fromhex("ffd8ffe000104a464946")), want_report=False

@@ -136,7 +136,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         optional_uints,
         st.none() | short_texts,
     ),
-    st.builds(SendMessage, uints, contact_refs, contents, st.booleans()),
+    st.builds(SendMessage, uints, contact_refs, contents, st.booleans(), st.booleans()),
     st.builds(
         IncomingMessage, uints, contact_refs, uints, contents, st.sampled_from(SignatureStatus)
     ),

@@ -76,8 +76,10 @@ def test_hex_example_is_the_encoders_output(label: str) -> None:
     assert data == encoded(value)
     if isinstance(value, tuple):
         assert decode_sequence_untrusted(data) == list(value)
+        assert encode_sequence(decode_sequence_untrusted(data)) == data
     else:
         assert decode_untrusted(data) == value
+        assert encode(decode_untrusted(data)) == data  # the form received is the form re-sent
     reader = CborReader(data, max_depth=8)
     items = []
     while not reader.at_end:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cbor2
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,13 @@ from gateway.wire import (
 from gateway.wire.cbor import CborReader, CborValue, encode_value
 from gateway.wire.limits import DEFAULT_MAX_DEPTH
 from tests.wire.strategies import messages
+
+
+def map_form(message: Message) -> Message:
+    """``message`` to be encoded as a map (a SendMessage would otherwise go compact)."""
+    if isinstance(message, SendMessage):
+        return dataclasses.replace(message, compact=False)
+    return message
 
 
 @settings(max_examples=300)
@@ -96,7 +105,21 @@ def test_trailing_data_is_rejected_by_the_single_decoder(first: Message, second:
 def test_twenty_character_text_to_an_aliased_contact_fits_32_bytes(
     message_id: int, alias: int, text: str
 ) -> None:
-    assert len(encode(SendMessage(message_id, alias, TextContent(text)))) <= 32
+    assert len(encode(SendMessage(message_id, alias, TextContent(text), compact=False))) <= 32
+
+
+@given(
+    st.integers(0, 65535),
+    st.integers(0, 255),
+    st.text(alphabet=st.characters(max_codepoint=0x7F), min_size=20, max_size=20),
+)
+def test_twenty_character_text_fits_27_bytes_in_the_compact_form(
+    message_id: int, alias: int, text: str
+) -> None:
+    """§6.4's budget: 27 bytes for ids below 65536 and aliases below 256, 24 when both are small."""
+    encoded = encode(SendMessage(message_id, alias, TextContent(text)))
+    assert len(encoded) <= 27
+    assert len(encoded) == 24 or message_id >= 24 or alias >= 24
 
 
 @given(
@@ -135,7 +158,7 @@ def test_unknown_elective_fields_are_ignored(
     message: Message, extension: dict[int, CborValue]
 ) -> None:
     """A newer sender's elective (negative-key) fields do not change what an old receiver reads."""
-    value = CborReader(encode(message), max_depth=DEFAULT_MAX_DEPTH).read_item()
+    value = CborReader(encode(map_form(message)), max_depth=DEFAULT_MAX_DEPTH).read_item()
     assert isinstance(value, dict)
     extended = encode_value({**value, **extension})
     assert decode_untrusted(extended) == message
@@ -144,7 +167,7 @@ def test_unknown_elective_fields_are_ignored(
 @settings(max_examples=150)
 @given(messages.filter(lambda message: not isinstance(message, Ack)), st.integers(16, 1000))
 def test_unknown_critical_fields_are_refused(message: Message, key: int) -> None:
-    value = CborReader(encode(message), max_depth=DEFAULT_MAX_DEPTH).read_item()
+    value = CborReader(encode(map_form(message)), max_depth=DEFAULT_MAX_DEPTH).read_item()
     assert isinstance(value, dict)
     with pytest.raises(RemoteWireError) as caught:
         decode_untrusted(encode_value({**value, key: 0}))

@@ -27,13 +27,14 @@ from gateway.xmpp.net.manager import (
     parse_see_other_host_untrusted,
 )
 from gateway.xmpp.net.resolver import ServerAddress, ServerResolver, SrvRecord, order_srv_records
-from gateway.xmpp.net.tls import TrustStore, create_client_context
+from gateway.xmpp.net.tls import SharedClientContext, TrustStore, create_client_context
 
 __all__ = [
     "CountingStream",
     "Redirect",
     "ServerAddress",
     "ServerResolver",
+    "SharedClientContext",
     "SrvRecord",
     "TlsHandshakeError",
     "TrustStore",

@@ -93,7 +93,7 @@ from gateway.xmpp.net.connection import (
     is_loopback,
 )
 from gateway.xmpp.net.resolver import ServerAddress, ServerResolver
-from gateway.xmpp.net.tls import TrustStore, create_client_context
+from gateway.xmpp.net.tls import SharedClientContext, TrustStore
 from gateway.xmpp.stanzas import MessageStanzaType, PresenceShow
 from gateway.xmpp.stream_management import ResumptionToken
 
@@ -270,6 +270,7 @@ class UpstreamSession:
         client_factory: Callable[..., XmppClient] = XmppClient,
         connector: Connector | None = None,
         resume: ResumptionToken | None = None,
+        tls: SharedClientContext | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -277,7 +278,9 @@ class UpstreamSession:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter only
         self._client_factory = client_factory
         self._connector = connector if connector is not None else self._connect
-        self._ssl_context = create_client_context(settings.trust)
+        # The manager's context, shared by its sessions; fetched again at each connection.
+        self._tls = tls if tls is not None else SharedClientContext(settings.trust)
+        self._tls.get()  # a trust store that cannot be read fails here, as the session starts
         if resume is not None:
             self.client: XmppClient = client_factory(
                 config, resume=resume, defer_key_derivation=True
@@ -493,7 +496,7 @@ class UpstreamSession:
         self.connection = UpstreamConnection(
             self.client,
             stream,
-            ssl_context=self._ssl_context,
+            ssl_context=self._tls.get(),
             server_hostname=self.config.jid.domain,
             on_event=on_event,
             peer_is_loopback=peer_is_loopback,
@@ -597,6 +600,7 @@ class UpstreamManager:
         self.resolver = resolver
         self._rng = rng
         self.sessions: dict[Jid, UpstreamSession] = {}
+        self.tls = SharedClientContext(settings.trust)  # one TLS context for all its sessions
         # The counters of the sessions closed or replaced so far, and their connections: what
         # the metrics add to the live sessions' so that their totals never go down.
         self.retired: ClientStatistics | None = None
@@ -626,6 +630,7 @@ class UpstreamManager:
             client_factory=self._client_factory,
             connector=self._connector,
             resume=resume,
+            tls=self.tls,
         )
         self.sessions[key] = session
         await self._nursery.start(session.run)

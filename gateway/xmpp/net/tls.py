@@ -11,10 +11,11 @@ loopback, is the one explicit exception and lives in the client's policy, not he
 from __future__ import annotations
 
 import dataclasses
+import os
 import ssl
 from pathlib import Path
 
-__all__ = ["TrustStore", "create_client_context"]
+__all__ = ["SharedClientContext", "TrustStore", "create_client_context"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,3 +38,42 @@ def create_client_context(trust: TrustStore) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+class SharedClientContext:
+    """One :class:`ssl.SSLContext` of a trust store for every connection, rebuilt when its CA
+    file changes.
+
+    Building a context parses the whole CA bundle (the system store: hundreds of certificates),
+    which each connection used to pay in CPU and memory; a context is safe to share between
+    connections. The CA file is looked at (``stat``: inode, size, modification time) at every
+    :meth:`get`, so a replaced bundle still applies from the next connection on, as before.
+    """
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+        self._context: ssl.SSLContext | None = None
+        self._signature: tuple[int, int, int] | None = None
+        self.builds = 0  # contexts built so far (for tests and metrics)
+
+    def _file_signature(self) -> tuple[int, int, int] | None:
+        if self.trust.ca_file is None:
+            return None
+        try:
+            status = os.stat(self.trust.ca_file)
+        except OSError:
+            return None  # building the context reports the missing file
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+    def get(self) -> ssl.SSLContext:
+        """The shared context, built anew if there is none yet or the CA file changed."""
+        signature = self._file_signature()
+        if (
+            self._context is None
+            or signature != self._signature
+            or (signature is None and self.trust.ca_file is not None)
+        ):
+            self._context = create_client_context(self.trust)
+            self._signature = signature
+            self.builds += 1
+        return self._context

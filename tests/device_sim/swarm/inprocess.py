@@ -164,6 +164,10 @@ class InProcessGateway:
             index = self._by_identity[event.peer_identity]
             self._sessions[index] = connection_id
             self._device_of[connection_id] = index
+            # What waited for a session goes to it now, as DeviceBinding.attach sends its queue.
+            queued, self._queues[index] = self._queues[index], []
+            for message in queued:
+                self._to_device(index, message)
             return
         index_or_none = self._device_of.get(connection_id)
         if index_or_none is None:

@@ -23,6 +23,7 @@ from device_sim.harness import (
 )
 from device_sim.radio import preset
 from device_sim.swarm.driver import Swarm, SwarmConfig
+from device_sim.swarm.ledger import Summary
 from device_sim.swarm.plan import TOKEN_PREFIX, Mix, OpKind
 from tests.conftest import MakePerson
 from tests.support.person import PersonError
@@ -85,3 +86,82 @@ async def test_small_swarm_through_the_running_service_delivers_each_message_onc
     assert len(set(tokens)) == to_person.sent
     with pytest.raises(PersonError):
         await person.next_message(timeout=2)
+
+
+RERUN_DEVICES = 3
+
+
+async def _two_runs(
+    tmp_path: Path, prosody: ProsodyServer, *, continue_ids: bool
+) -> tuple[Swarm, Summary]:
+    """Two swarms, one after the other, with the same devices against the same gateway; the
+    second starts each device at the ids the first reserved (as ``impp-devices swarm`` does with
+    its state file) or, with ``continue_ids`` off, at 1 again. Returns the second run."""
+    config = make_gateway_home(tmp_path / "gw", prosody)
+    async with open_gateway_store(config) as (store, configuration):
+        accounts = [prosody.create_user() for _ in range(RERUN_DEVICES)]
+        enrolled = [
+            await enroll(store, configuration, account, kid=bytes([0x60 + n]))
+            for n, account in enumerate(accounts)
+        ]
+        async with trio.open_nursery() as nursery:
+            async with serving_gateway(nursery, store, configuration) as gateway:
+                for device in enrolled:
+                    await upstream_ready(gateway, device.kid)
+                port = gateway.udp_port
+                first_ids: list[int] | None = None
+                summaries = []
+                for run in range(2):
+
+                    def sockets_for(index: int, run: int = run) -> UdpSockets:
+                        return UdpSockets(
+                            ("127.0.0.1", port), bind_host=f"127.1.{run + 1}.{index + 1}"
+                        )
+
+                    swarm = Swarm(
+                        [device.provisioning(configuration) for device in enrolled],
+                        sockets_for,
+                        SwarmConfig(
+                            duration=8.0,
+                            link=preset("lte").lossless(),
+                            seed=11 + run,
+                            mix=Mix(chat=1, person=0, presence=0, per_minute=20),
+                            drain=20.0,
+                        ),
+                        first_message_ids=first_ids,
+                    )
+                    with trio.fail_after(60):
+                        summaries.append(await swarm.run())
+                    first_ids = swarm.reserved_message_ids() if continue_ids else None
+            nursery.cancel_scope.cancel()
+    first, second = summaries
+    assert first.total.sent > 0
+    assert (first.total.delivered, first.total.lost, first.in_flight) == (first.total.sent, 0, 0)
+    assert second.total.sent > 0
+    return swarm, second
+
+
+async def test_a_second_run_continues_the_message_ids_and_delivers_everything(
+    tmp_path: Path, running_prosody: ProsodyServer
+) -> None:
+    swarm, second = await _two_runs(tmp_path, running_prosody, continue_ids=True)
+    assert max(swarm.first_message_ids) > 1  # the first run's ids were not used again
+    total = second.total
+    assert (total.delivered, total.lost, total.duplicated, second.in_flight) == (
+        total.sent,
+        0,
+        0,
+        0,
+    )
+
+
+async def test_a_reused_message_id_after_its_final_report_is_not_silently_dropped(
+    tmp_path: Path, running_prosody: ProsodyServer
+) -> None:
+    _, second = await _two_runs(tmp_path, running_prosody, continue_ids=False)
+    total = second.total
+    # Every message of the second run is either delivered or refused/failed visibly; none is
+    # acknowledged (accepted) and then left without delivery or report.
+    silently_held = [t for t in second.undelivered if t.accepted and t.report is None]
+    assert silently_held == []
+    assert total.delivered + total.lost == total.sent
